@@ -1,0 +1,14 @@
+/* commands — the subcommands of the `cnnlens` binary, one file each in kernel/app.
+ * Each takes the arguments after the subcommand name and returns the exit status. */
+#ifndef CNNLENS_APP_COMMANDS_H
+#define CNNLENS_APP_COMMANDS_H
+
+int app_kernel(int argc, char **argv);  /* cnnlens kernel -f CONNECTION_FILE */
+int app_install(int argc, char **argv); /* cnnlens install [--user | --prefix DIR] */
+int app_run(int argc, char **argv);     /* cnnlens run FILE.lens | NOTEBOOK.ipynb [-o OUT] */
+
+/* Absolute path of the running binary (from /proc/self/exe), or argv0. */
+const char *app_self_path(void);
+void app_set_argv0(const char *argv0);
+
+#endif

@@ -1,0 +1,49 @@
+/* cnnlens — a Jupyter kernel for "what does a CNN learn".  main() only
+ * dispatches to the subcommands of kernel/app; it is the one place that exits. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cnnlens_version.h"
+#include "kernel/app/commands.h"
+
+typedef struct subcommand {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} subcommand;
+
+static const subcommand subcommands[] = {
+    {"kernel", app_kernel, "kernel -f CONNECTION_FILE   run as a Jupyter kernel"},
+    {"run", app_run, "run FILE.lens | NOTEBOOK.ipynb [-o OUT.ipynb]   run lens code headless"},
+    {"install", app_install, "install [--user | --prefix DIR]   install the Jupyter kernelspec"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "cnnlens %s - a Jupyter kernel that shows what a CNN learns\n\n"
+            "usage: cnnlens COMMAND [ARGS]\n\ncommands:\n",
+            CNNLENS_VERSION);
+    for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++)
+        fprintf(f, "  %s\n", subcommands[i].help);
+    fprintf(f, "\n  --help      this text\n  --version   print the version\n\n"
+               "Each command takes --help.  In a notebook, type `help` in a cell.\n");
+}
+
+int main(int argc, char **argv)
+{
+    app_set_argv0(argv[0]);
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+        printf("cnnlens %s\n", CNNLENS_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++)
+        if (!strcmp(argv[1], subcommands[i].name)) return subcommands[i].fn(argc - 2, argv + 2);
+    fprintf(stderr, "cnnlens: unknown command '%s' (try cnnlens --help)\n", argv[1]);
+    return 2;
+}
