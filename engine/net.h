@@ -1,0 +1,78 @@
+/* net — a model: named nodes in topological order (a DAG, for ResNet).
+ *
+ * CONTRACT HEADER: written first so that the language, vis and train modules
+ * can be built against it while the engine is filled in.  Extend it; do not
+ * change what is here without updating every user.
+ *
+ * Forward keeps every node's output.  Backward starts at any node with a given
+ * gradient (e.g. one-hot on a logit) and stops at any node, computing only
+ * input-side gradients unless weight gradients are asked for (training).
+ * Node outputs and gradients are owned by the net and stay valid until the
+ * next forward/backward or net_free; buffers are reused across passes, so a
+ * repeated Grad-CAM allocates nothing after the first call.
+ *
+ * Ownership: net_* constructors return a net the caller frees with net_free.
+ * Pointers returned by accessors are borrowed from the net.
+ */
+#ifndef CNNLENS_NET_H
+#define CNNLENS_NET_H
+
+#include "engine/err.h"
+#include "engine/progress.h"
+#include "engine/tensor.h"
+
+typedef struct net net;
+typedef struct wt_dict wt_dict; /* engine/io/weights.h */
+
+typedef enum {
+    NET_RELU_PLAIN = 0, /* grad * (x > 0) */
+    NET_RELU_GUIDED,    /* grad * (x > 0) * (grad > 0) */
+    NET_RELU_DECONV,    /* grad * (grad > 0) */
+} net_relu_rule;
+
+typedef struct net_node_info {
+    const char *name;     /* torchvision name, e.g. "features.11", "layer4", "fc" */
+    const char *type;     /* "conv2d", "relu", "maxpool2d", "linear", "block", ... */
+    int ndim;             /* of the output, batch included */
+    int64_t shape[4];     /* output shape for the net's input shape */
+    int64_t params;       /* parameters owned by this node */
+} net_node_info;
+
+/* Number of nodes, and the i-th node's description (i in [0, count)). */
+int net_node_count(const net *m);
+int net_node_info_get(const net *m, int i, net_node_info *out);
+/* Resolves "features.11", "features_11", "layer4", "layer4.1.conv2"; -1 and a
+ * "did you mean" error when the name is unknown. */
+int net_find(const net *m, const char *name, cl_err *err);
+
+/* The architecture's name ("resnet18"), its input shape (C,H,W) and class count. */
+const char *net_arch(const net *m);
+void net_input_shape(const net *m, int64_t chw[3]);
+int net_num_classes(const net *m);
+int64_t net_param_count(const net *m);
+
+/* Runs x (N,C,H,W) through the net, keeping every node's output. */
+int net_forward(net *m, const tn_tensor *x, cl_err *err);
+/* Output of the last node (logits), borrowed. */
+const tn_tensor *net_output(const net *m);
+/* Output / gradient of node i after forward / backward (borrowed; NULL if none). */
+const tn_tensor *net_node_output(const net *m, int i);
+const tn_tensor *net_node_grad(const net *m, int i);
+/* Gradient w.r.t. the net's input after a backward that reached the input. */
+const tn_tensor *net_input_grad(const net *m);
+
+/* Backward from node `from` (seeded with `grad`, the shape of its output) down
+ * to node `to` (its output's gradient is the last computed; to = -1 means down
+ * to the input image).  Uses the given ReLU rule.  Weight gradients are
+ * computed only when net_set_training(m, 1). */
+int net_backward(net *m, int from, const tn_tensor *grad, int to, net_relu_rule rule, cl_err *err);
+
+void net_set_training(net *m, int training);
+
+/* Loads a state_dict (names and shapes checked, the first mismatch named in
+ * the error; batch norm folded into the preceding conv for inference). */
+int net_load_weights(net *m, const wt_dict *w, cl_err *err);
+
+void net_free(net *m);
+
+#endif
