@@ -1,0 +1,31 @@
+/* filemap — a whole file mapped read-only, for the weight readers.
+ *
+ * Mapping instead of reading keeps a checkpoint load at about one copy of the
+ * weights: the readers convert each storage straight from the mapping into its
+ * tensor and then drop those pages (fm_release), so the file's bytes and the
+ * tensors are never both resident in full.
+ *
+ * Ownership: fm_open fills a fm_map the caller closes with fm_close; `data`
+ * is valid until then.
+ */
+#ifndef CNNLENS_IO_FILEMAP_H
+#define CNNLENS_IO_FILEMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/err.h"
+
+typedef struct fm_map {
+    const uint8_t *data;
+    size_t size;
+} fm_map;
+
+/* Maps `path`; an empty or unreadable file is an error. */
+int fm_open(fm_map *m, const char *path, cl_err *err);
+/* Tells the kernel the bytes [off, off+len) are no longer needed (they stay
+ * readable: a later access reads them from the file again). */
+void fm_release(const fm_map *m, size_t off, size_t len);
+void fm_close(fm_map *m);
+
+#endif

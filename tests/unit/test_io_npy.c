@@ -1,0 +1,180 @@
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/io/npy.h"
+
+static char tmpdir[64];
+
+static void make_dir(void)
+{
+    strcpy(tmpdir, "/tmp/cnnlens-npy-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void drop_dir(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(npy, .init = make_dir, .fini = drop_dir);
+
+static const char *path_of(const char *name)
+{
+    static char buf[256];
+    snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
+    return buf;
+}
+
+static void write_bytes(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+/* A .npy file with the given header dict and payload. */
+static void write_npy(const char *path, const char *dict, const void *data, size_t n)
+{
+    char head[256];
+    size_t dl = strlen(dict);
+    size_t total = (10 + dl + 1 + 63) / 64 * 64;
+    memcpy(head, "\x93NUMPY\x01\x00", 8);
+    head[8] = (char)((total - 10) & 0xff);
+    head[9] = (char)((total - 10) >> 8);
+    memcpy(head + 10, dict, dl);
+    memset(head + 10 + dl, ' ', total - 10 - dl - 1);
+    head[total - 1] = '\n';
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fwrite(head, 1, total, f);
+    if (n) fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+Test(npy, write_read_round_trip)
+{
+    cl_err err = {0};
+    int64_t shape[3] = {2, 3, 4};
+    tn_tensor *t = tn_new(3, shape, &err);
+    for (int i = 0; i < 24; i++) t->data[i] = (float)i * 0.25f - 3.0f;
+    cr_assert_eq(npy_write(path_of("a.npy"), t, &err), 0, "%s", err.msg);
+    tn_tensor *r = npy_read(path_of("a.npy"), &err);
+    cr_assert_not_null(r, "%s", err.msg);
+    cr_assert(tn_same_shape(t, r));
+    cr_assert_eq(memcmp(t->data, r->data, 24 * sizeof(float)), 0);
+    tn_free(t);
+    tn_free(r);
+}
+
+Test(npy, one_dim_and_scalar)
+{
+    cl_err err = {0};
+    tn_tensor *t = tn_new1(5, &err);
+    cr_assert_eq(npy_write(path_of("v.npy"), t, &err), 0, "%s", err.msg);
+    FILE *f = fopen(path_of("v.npy"), "rb");
+    char head[128] = {0};
+    cr_assert_eq(fread(head, 1, 128, f), 128);
+    fclose(f);
+    cr_assert(strstr(head + 10, "'shape': (5,)") != NULL, "%s", head + 10);
+    cr_assert_eq((int)head[8] + 10, 128, "data must start 64-byte aligned");
+    tn_free(t);
+    tn_tensor *s = tn_new(0, NULL, &err);
+    s->data[0] = 7.5f;
+    cr_assert_eq(npy_write(path_of("s.npy"), s, &err), 0, "%s", err.msg);
+    tn_tensor *r = npy_read(path_of("s.npy"), &err);
+    cr_assert_not_null(r, "%s", err.msg);
+    cr_assert_eq(r->ndim, 0);
+    cr_assert_eq(r->data[0], 7.5f);
+    tn_free(s);
+    tn_free(r);
+}
+
+Test(npy, reads_other_dtypes)
+{
+    cl_err err = {0};
+    double d[3] = {1.5, -2.25, 1e10};
+    write_npy(path_of("d.npy"), "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", d,
+              sizeof d);
+    tn_tensor *t = npy_read(path_of("d.npy"), &err);
+    cr_assert_not_null(t, "%s", err.msg);
+    cr_assert_eq(t->data[0], 1.5f);
+    cr_assert_eq(t->data[1], -2.25f);
+    cr_assert_eq(t->data[2], 1e10f);
+    tn_free(t);
+
+    uint8_t u[4] = {0, 1, 128, 255};
+    write_npy(path_of("u.npy"), "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2), }", u,
+              4);
+    t = npy_read(path_of("u.npy"), &err);
+    cr_assert_not_null(t, "%s", err.msg);
+    cr_assert_eq(t->shape[0], 2);
+    cr_assert_eq(t->data[3], 255.0f);
+    tn_free(t);
+
+    int64_t l[2] = {-5, 1234567};
+    write_npy(path_of("l.npy"), "{'descr': '<i8', 'fortran_order': False, 'shape': (1, 2), }", l,
+              sizeof l);
+    t = npy_read(path_of("l.npy"), &err);
+    cr_assert_not_null(t, "%s", err.msg);
+    cr_assert_eq(t->data[0], -5.0f);
+    cr_assert_eq(t->data[1], 1234567.0f);
+    tn_free(t);
+
+    uint8_t be[8] = {0x3f, 0x80, 0, 0, 0xc0, 0, 0, 0}; /* 1.0f, -2.0f big-endian */
+    write_npy(path_of("b.npy"), "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", be, 8);
+    t = npy_read(path_of("b.npy"), &err);
+    cr_assert_not_null(t, "%s", err.msg);
+    cr_assert_eq(t->data[0], 1.0f);
+    cr_assert_eq(t->data[1], -2.0f);
+    tn_free(t);
+}
+
+static void expect_fail(const char *name, const char *needle)
+{
+    cl_err err = {0};
+    tn_tensor *t = npy_read(path_of(name), &err);
+    cr_assert_null(t, "%s should be rejected", name);
+    cr_assert_neq(err.code, CL_OK);
+    cr_assert(strstr(err.msg, needle) != NULL, "message '%s' lacks '%s'", err.msg, needle);
+}
+
+Test(npy, rejects_bad_files)
+{
+    float f[6] = {0};
+    write_npy(path_of("fortran.npy"), "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }",
+              f, sizeof f);
+    expect_fail("fortran.npy", "Fortran order");
+    write_npy(path_of("short.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
+              f, 20);
+    expect_fail("short.npy", "truncated");
+    write_npy(path_of("huge.npy"),
+              "{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000, 100000), }", f,
+              4);
+    expect_fail("huge.npy", "limit");
+    write_npy(path_of("ovf.npy"),
+              "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, "
+              "4294967296), }",
+              f, 4);
+    expect_fail("ovf.npy", "limit");
+    write_npy(path_of("7d.npy"),
+              "{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1), }", f, 4);
+    expect_fail("7d.npy", "dimensions");
+    write_npy(path_of("obj.npy"), "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", f, 8);
+    expect_fail("obj.npy", "not supported");
+    write_npy(path_of("rec.npy"),
+              "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }", f, 4);
+    expect_fail("rec.npy", "structured");
+    write_bytes(path_of("magic.npy"), "hello world, not numpy", 22);
+    expect_fail("magic.npy", "magic");
+    write_bytes(path_of("hdr.npy"), "\x93NUMPY\x01\x00\xff\xff{'descr'", 17);
+    expect_fail("hdr.npy", "truncated");
+    write_bytes(path_of("empty.npy"), "", 0);
+    expect_fail("empty.npy", "empty");
+    expect_fail("missing.npy", "cannot open");
+}
