@@ -1,0 +1,302 @@
+/* render/grid: captioned tile sets, their PNG grid and their HTML grid. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/io/png.h"
+#include "engine/render.h"
+
+rd_tiles *rd_tiles_new(cl_err *err)
+{
+    rd_tiles *t = calloc(1, sizeof *t);
+    if (!t) cl_err_set(err, CL_ENOMEM, "render: out of memory");
+    return t;
+}
+
+int rd_tiles_add(rd_tiles *t, rd_image *im, const char *caption, cl_err *err)
+{
+    if (t->n == t->cap) {
+        int cap = t->cap ? 2 * t->cap : 16;
+        rd_image **ims = realloc(t->im, sizeof *ims * cap);
+        if (ims) t->im = ims;
+        char **caps = ims ? realloc(t->caption, sizeof *caps * cap) : NULL;
+        if (caps) t->caption = caps;
+        if (!ims || !caps) {
+            rd_image_free(im);
+            return cl_err_set(err, CL_ENOMEM, "render: out of memory for %d tiles", cap);
+        }
+        t->cap = cap;
+    }
+    char *c = strdup(caption ? caption : "");
+    if (!c) {
+        rd_image_free(im);
+        return cl_err_set(err, CL_ENOMEM, "render: out of memory");
+    }
+    t->im[t->n] = im;
+    t->caption[t->n] = c;
+    t->n++;
+    return 0;
+}
+
+void rd_tiles_free(rd_tiles *t)
+{
+    if (!t) return;
+    for (int i = 0; i < t->n; i++) {
+        rd_image_free(t->im[i]);
+        free(t->caption[i]);
+    }
+    free(t->im);
+    free(t->caption);
+    free(t);
+}
+
+static int default_cols(int n, int cols)
+{
+    if (cols > 0) return cols < n ? cols : n;
+    int c = (int)ceil(sqrt((double)n));
+    return c < 1 ? 1 : c;
+}
+
+static int tile_factor(const rd_image *im, int tile)
+{
+    int side = im->w > im->h ? im->w : im->h;
+    int f = (tile + side - 1) / side;
+    return f < 1 ? 1 : f > 64 ? 64 : f;
+}
+
+/* Copies a tile (grey or RGB) into the RGB canvas at (x0,y0), enlarged by f. */
+static void blit(rd_image *dst, const rd_image *src, int x0, int y0, int f)
+{
+    for (int y = 0; y < src->h * f; y++) {
+        uint8_t *d = dst->pix + ((size_t)(y0 + y) * dst->w + x0) * 3;
+        const uint8_t *s = src->pix + (size_t)(y / f) * src->w * src->c;
+        for (int x = 0; x < src->w * f; x++) {
+            const uint8_t *p = s + (x / f) * src->c;
+            d[3 * x] = p[0];
+            d[3 * x + 1] = p[src->c == 3 ? 1 : 0];
+            d[3 * x + 2] = p[src->c == 3 ? 2 : 0];
+        }
+    }
+}
+
+/* Draws the caption centred under a cell, cut to the characters that fit. */
+static void caption(rd_image *im, const char *text, int x0, int y0, int cell_w, int scale)
+{
+    static const uint8_t ink[3] = {0, 0, 0};
+    char buf[256];
+    int fit = (cell_w + scale) / ((RD_FONT_W + 1) * scale);
+    snprintf(buf, sizeof buf, "%.*s", fit < 255 ? fit : 255, text);
+    int x = x0 + (cell_w - rd_text_width(buf, scale)) / 2;
+    rd_draw_text(im, x, y0, buf, ink, scale);
+}
+
+rd_image *rd_grid(const rd_tiles *t, const rd_grid_opts *o, cl_err *err)
+{
+    if (!t || t->n == 0) {
+        cl_err_set(err, CL_EINVAL, "render: a grid needs at least one tile");
+        return NULL;
+    }
+    int cols = default_cols(t->n, o ? o->cols : 0);
+    int tile = o && o->tile > 0 ? o->tile : 64, pad = o && o->pad >= 0 ? o->pad : 4;
+    int cw = 0, ch = 0, any_caption = 0;
+    for (int i = 0; i < t->n; i++) {
+        int f = tile_factor(t->im[i], tile);
+        cw = t->im[i]->w * f > cw ? t->im[i]->w * f : cw;
+        ch = t->im[i]->h * f > ch ? t->im[i]->h * f : ch;
+        any_caption |= t->caption[i][0] != 0;
+    }
+    int scale = cw >= 160 ? 2 : 1;
+    int cap_h = any_caption ? RD_FONT_H * scale + 2 * scale + 2 : 0;
+    int rows = (t->n + cols - 1) / cols;
+    int64_t W = (int64_t)cols * (cw + pad) + pad, H = (int64_t)rows * (ch + cap_h + pad) + pad;
+    if (W > 16384 || H > 16384) {
+        cl_err_set(err, CL_EINVAL,
+                   "render: a grid of %d tiles would be %lldx%lld pixels; show fewer", t->n,
+                   (long long)W, (long long)H);
+        return NULL;
+    }
+    rd_image *im = rd_image_new((int)W, (int)H, 3, err);
+    if (!im) return NULL;
+    memset(im->pix, 255, (size_t)W * H * 3);
+    for (int i = 0; i < t->n; i++) {
+        const rd_image *s = t->im[i];
+        int f = tile_factor(s, tile);
+        int x0 = pad + (i % cols) * (cw + pad), y0 = pad + (i / cols) * (ch + cap_h + pad);
+        blit(im, s, x0 + (cw - s->w * f) / 2, y0 + (ch - s->h * f) / 2, f);
+        if (t->caption[i][0]) caption(im, t->caption[i], x0, y0 + ch + scale + 1, cw, scale);
+    }
+    return im;
+}
+
+int rd_png(const rd_image *im, uint8_t **out, size_t *out_len, cl_err *err)
+{
+    return png_encode(im->pix, im->w, im->h, im->c, out, out_len, err);
+}
+
+int rd_save_png(const rd_image *im, const char *path, cl_err *err)
+{
+    return png_write_file(path, im->pix, im->w, im->h, im->c, err);
+}
+
+char *rd_base64(const uint8_t *d, size_t n, cl_err *err)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *s = malloc(4 * ((n + 2) / 3) + 1), *p = s;
+    if (!s) {
+        cl_err_set(err, CL_ENOMEM, "render: out of memory for base64 of %zu bytes", n);
+        return NULL;
+    }
+    size_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)d[i] << 16 | (uint32_t)d[i + 1] << 8 | d[i + 2];
+        *p++ = tab[v >> 18];
+        *p++ = tab[(v >> 12) & 63];
+        *p++ = tab[(v >> 6) & 63];
+        *p++ = tab[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)d[i] << 16 | (i + 1 < n ? (uint32_t)d[i + 1] << 8 : 0);
+        *p++ = tab[v >> 18];
+        *p++ = tab[(v >> 12) & 63];
+        *p++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        *p++ = '=';
+    }
+    *p = 0;
+    return s;
+}
+
+/* A growing string; on allocation failure `oom` sticks and appends stop. */
+typedef struct sbuf {
+    char *s;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static void sb_add(sbuf *b, const char *s, size_t n)
+{
+    if (b->oom) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *p = realloc(b->s, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->s = p;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+
+static void sb_str(sbuf *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
+static void sb_escaped(sbuf *b, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<':
+            sb_str(b, "&lt;");
+            break;
+        case '>':
+            sb_str(b, "&gt;");
+            break;
+        case '&':
+            sb_str(b, "&amp;");
+            break;
+        case '"':
+            sb_str(b, "&quot;");
+            break;
+        case '\'':
+            sb_str(b, "&#39;");
+            break;
+        default:
+            sb_add(b, s, 1);
+        }
+    }
+}
+
+static int png_width(const uint8_t *png, size_t len)
+{
+    /* IHDR width: bytes 16..19 of a PNG file, big-endian. */
+    if (len < 24) return 0;
+    return (int)((uint32_t)png[16] << 24 | (uint32_t)png[17] << 16 | (uint32_t)png[18] << 8 |
+                 png[19]);
+}
+
+char *rd_html_grid(const uint8_t *const *pngs, const size_t *png_lens, const char *const *captions,
+                   int n, int cols, int px, cl_err *err)
+{
+    if (n <= 0) {
+        cl_err_set(err, CL_EINVAL, "render: a grid needs at least one tile");
+        return NULL;
+    }
+    char tmp[256];
+    sbuf b = {0};
+    snprintf(tmp, sizeof tmp,
+             "<div style=\"display:grid;grid-template-columns:repeat(%d,max-content);"
+             "gap:6px;align-items:end\">\n",
+             default_cols(n, cols));
+    sb_str(&b, tmp);
+    for (int i = 0; i < n; i++) {
+        int w = px > 0 ? px : png_width(pngs[i], png_lens[i]);
+        if (px <= 0 && w < 64) w = 64;
+        snprintf(tmp, sizeof tmp,
+                 "<figure style=\"margin:0;text-align:center\"><img style=\"width:%dpx;"
+                 "image-rendering:pixelated\" src=\"data:image/png;base64,",
+                 w);
+        sb_str(&b, tmp);
+        char *b64 = rd_base64(pngs[i], png_lens[i], err);
+        if (!b64) {
+            free(b.s);
+            return NULL;
+        }
+        sb_str(&b, b64);
+        free(b64);
+        sb_str(&b, "\"/>");
+        if (captions && captions[i] && captions[i][0]) {
+            sb_str(&b, "<figcaption style=\"font:12px monospace\">");
+            sb_escaped(&b, captions[i]);
+            sb_str(&b, "</figcaption>");
+        }
+        sb_str(&b, "</figure>\n");
+    }
+    sb_str(&b, "</div>\n");
+    if (b.oom) {
+        free(b.s);
+        cl_err_set(err, CL_ENOMEM, "render: out of memory for an HTML grid");
+        return NULL;
+    }
+    return b.s;
+}
+
+char *rd_tiles_html(const rd_tiles *t, int cols, int px, cl_err *err)
+{
+    if (!t || t->n == 0) {
+        cl_err_set(err, CL_EINVAL, "render: a grid needs at least one tile");
+        return NULL;
+    }
+    uint8_t **pngs = calloc(t->n, sizeof *pngs);
+    size_t *lens = calloc(t->n, sizeof *lens);
+    char *html = NULL;
+    int i = 0;
+    if (!pngs || !lens) {
+        cl_err_set(err, CL_ENOMEM, "render: out of memory");
+        goto done;
+    }
+    for (; i < t->n; i++)
+        if (rd_png(t->im[i], &pngs[i], &lens[i], err)) goto done;
+    html = rd_html_grid((const uint8_t *const *)pngs, lens, (const char *const *)t->caption, t->n,
+                        cols, px, err);
+done:
+    for (int k = 0; k < i && pngs; k++) free(pngs[k]);
+    free(pngs);
+    free(lens);
+    return html;
+}
