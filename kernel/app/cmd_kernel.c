@@ -1,11 +1,47 @@
 #include <stdio.h>
+#include <string.h>
 
+#include "engine/err.h"
 #include "kernel/app/commands.h"
+#include "kernel/app/mini_interp.h"
+#include "kernel/server/server.h"
 
-/* Replaced by the ZeroMQ server (issue 4). */
+static void kernel_usage(FILE *f)
+{
+    fprintf(f, "usage: cnnlens kernel -f CONNECTION_FILE\n"
+               "  Runs as a Jupyter kernel; Jupyter starts it with the connection file it wrote.\n"
+               "  To use cnnlens from Jupyter, run `cnnlens install --user` once.\n");
+}
+
+/* The interpreter is chosen here, not in the server: the server only knows
+ * the kn_interp table. */
+static kn_interp *new_interp(void)
+{
+    return mi_new();
+}
+
 int app_kernel(int argc, char **argv)
 {
-    (void)argc, (void)argv;
-    fprintf(stderr, "cnnlens kernel: the Jupyter server is not built yet\n");
-    return 1;
+    const char *conn = NULL;
+    for (int i = 0; i < argc; i++) {
+        if ((!strcmp(argv[i], "-f") || !strcmp(argv[i], "--connection-file")) && i + 1 < argc)
+            conn = argv[++i];
+        else if (!strncmp(argv[i], "--connection-file=", 18))
+            conn = argv[i] + 18;
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return kernel_usage(stdout), 0;
+        else
+            return kernel_usage(stderr), 2;
+    }
+    if (!conn) return kernel_usage(stderr), 2;
+    kn_interp *interp = new_interp();
+    if (!interp) {
+        fprintf(stderr, "cnnlens kernel: out of memory\n");
+        return 1;
+    }
+    cl_err err = {0};
+    int rc = sv_run(conn, interp, &err);
+    interp->vt->destroy(interp);
+    if (rc) fprintf(stderr, "cnnlens kernel: %s\n", err.msg);
+    return rc ? 1 : 0;
 }

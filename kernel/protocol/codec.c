@@ -1,0 +1,61 @@
+#include <openssl/rand.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernel/protocol/protocol.h"
+
+char *kp_base64_encode(const void *data, size_t len)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *p = data;
+    size_t out_len = 4 * ((len + 2) / 3);
+    char *out = malloc(out_len + 1), *o = out;
+    if (!out) return NULL;
+    size_t i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        *o++ = tab[v >> 18], *o++ = tab[(v >> 12) & 63];
+        *o++ = tab[(v >> 6) & 63], *o++ = tab[v & 63];
+    }
+    if (len - i == 1) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        *o++ = tab[v >> 18], *o++ = tab[(v >> 12) & 63], *o++ = '=', *o++ = '=';
+    } else if (len - i == 2) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+        *o++ = tab[v >> 18], *o++ = tab[(v >> 12) & 63], *o++ = tab[(v >> 6) & 63], *o++ = '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+void kp_uuid4(char out[37])
+{
+    unsigned char b[16];
+    if (RAND_bytes(b, sizeof b) != 1) {
+        /* OpenSSL's generator failing is near impossible; a clock-seeded id
+         * still keeps message ids distinct within this process. */
+        static uint64_t counter;
+        uint64_t t = (uint64_t)time(NULL) ^ (uint64_t)clock() << 32;
+        uint64_t c = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
+        memcpy(b, &t, 8);
+        memcpy(b + 8, &c, 8);
+    }
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+}
+
+void kp_now_iso8601(char out[32])
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%06ldZ", ts.tv_nsec / 1000);
+}

@@ -1,0 +1,241 @@
+/* execute_request: the cell's life on IOPub and the output callbacks. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "kernel/server/sv_internal.h"
+
+/* Stream text is sent in batches: many small prints become one message
+ * (front ends render each message), flushed when it grows, ages, or other
+ * output must keep its place after it. */
+#define SV_STREAM_MAX_BYTES 65536
+#define SV_STREAM_MAX_AGE   0.05
+
+typedef struct exec_ctx {
+    sv_server *s;
+    const kp_msg *req;
+    int allow_stdin;
+    char *buf;
+    size_t len, cap;
+    char name[8]; /* stream being batched: "stdout" or "stderr" */
+    double since; /* when the batch began */
+} exec_ctx;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void flush_stream(exec_ctx *c)
+{
+    if (!c->len) return;
+    json_t *text = json_stringn(c->buf, c->len);
+    if (!text) text = json_string("(output that is not valid UTF-8 was dropped)\n");
+    sv_publish(c->s, c->req, "stream", json_pack("{s:s,s:o}", "name", c->name, "text", text));
+    c->len = 0;
+}
+
+static void out_stream(void *ctx, const char *name, const char *text)
+{
+    exec_ctx *c = ctx;
+    const char *n = strcmp(name, "stderr") ? "stdout" : "stderr";
+    if (c->len && strcmp(c->name, n)) flush_stream(c);
+    size_t add = strlen(text);
+    if (c->len + add + 1 > c->cap) {
+        size_t cap = (c->len + add + 1) * 2;
+        char *b = realloc(c->buf, cap);
+        if (!b) {
+            flush_stream(c);
+            sv_publish(c->s, c->req, "stream", json_pack("{s:s,s:s}", "name", n, "text", text));
+            return;
+        }
+        c->buf = b, c->cap = cap;
+    }
+    if (!c->len) c->since = now_s();
+    snprintf(c->name, sizeof c->name, "%s", n);
+    memcpy(c->buf + c->len, text, add);
+    c->len += add;
+    if (c->len >= SV_STREAM_MAX_BYTES || now_s() - c->since > SV_STREAM_MAX_AGE) flush_stream(c);
+}
+
+static void out_display(void *ctx, json_t *data, json_t *metadata, const char *display_id,
+                        int update)
+{
+    exec_ctx *c = ctx;
+    flush_stream(c);
+    json_t *content = json_pack("{s:O,s:O,s:{}}", "data", data ? data : json_object(), "metadata",
+                                metadata ? metadata : json_object(), "transient");
+    if (!content) return;
+    if (display_id)
+        json_object_set_new(json_object_get(content, "transient"), "display_id",
+                            json_string(display_id));
+    sv_publish(c->s, c->req, update ? "update_display_data" : "display_data", content);
+}
+
+static void out_clear(void *ctx, int wait)
+{
+    exec_ctx *c = ctx;
+    flush_stream(c);
+    sv_publish(c->s, c->req, "clear_output", json_pack("{s:b}", "wait", wait));
+}
+
+/* Waits for the input_reply, giving up on interrupt or shutdown. */
+static char *await_input(sv_server *s)
+{
+    zmq_pollitem_t item = {s->stdin_sock, 0, ZMQ_POLLIN, 0};
+    while (!atomic_load(&s->interrupted) && !atomic_load(&s->quit)) {
+        int rc = zmq_poll(&item, 1, 20);
+        if (rc < 0 && errno == EINTR) continue;
+        if (rc < 0) return NULL;
+        if (rc == 0) continue;
+        kp_msg rep;
+        rc = sv_recv(s, s->stdin_sock, "stdin", &rep);
+        if (rc < 0) return NULL;
+        if (rc == 0) continue;
+        const char *value = json_string_value(json_object_get(rep.content, "value"));
+        char *line = NULL;
+        if (!strcmp(kp_msg_type(&rep), "input_reply") && value) line = strdup(value);
+        kp_msg_clear(&rep);
+        if (line) return line;
+    }
+    return NULL;
+}
+
+static char *out_input(void *ctx, const char *prompt, int password)
+{
+    exec_ctx *c = ctx;
+    if (!c->allow_stdin) return NULL;
+    flush_stream(c);
+    /* Drop replies to earlier, abandoned prompts. */
+    kp_msg stale;
+    zmq_pollitem_t item = {c->s->stdin_sock, 0, ZMQ_POLLIN, 0};
+    while (zmq_poll(&item, 1, 0) > 0 && sv_recv(c->s, c->s->stdin_sock, "stdin", &stale) >= 0)
+        kp_msg_clear(&stale);
+    if (sv_send_reply(c->s, c->s->stdin_sock, c->req, "input_request",
+                      json_pack("{s:s,s:b}", "prompt", prompt ? prompt : "", "password", password)))
+        return NULL;
+    return await_input(c->s);
+}
+
+static json_t *user_expressions(sv_server *s, const json_t *exprs)
+{
+    json_t *out = json_object();
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)exprs, key, v)
+    {
+        json_t *r = NULL;
+        if (json_is_string(v) && s->interp->vt->user_expression)
+            r = s->interp->vt->user_expression(s->interp, json_string_value(v));
+        if (!r)
+            r = json_pack("{s:s,s:s,s:s,s:[]}", "status", "error", "ename", "TypeError", "evalue",
+                          "a user expression must be a string", "traceback");
+        json_object_set_new(out, key, r);
+    }
+    return out;
+}
+
+static int flag(const kp_msg *req, const char *key, int dflt, int *bad)
+{
+    json_t *v = json_object_get(req->content, key);
+    if (!v) return dflt;
+    if (!json_is_boolean(v)) *bad = 1;
+    return json_is_true(v);
+}
+
+static void finish_ok(sv_server *s, void *sock, const kp_msg *req, kn_exec_result *res, int silent)
+{
+    if (res->result && !silent)
+        sv_publish(s, req, "execute_result",
+                   json_pack("{s:i,s:O,s:O}", "execution_count", s->execution_count, "data",
+                             res->result, "metadata",
+                             res->result_meta ? res->result_meta : json_object()));
+    json_t *exprs = json_object_get(req->content, "user_expressions");
+    sv_send_reply(s, sock, req, "execute_reply",
+                  json_pack("{s:s,s:i,s:O,s:o}", "status", "ok", "execution_count",
+                            s->execution_count, "payload",
+                            res->payload ? res->payload : json_array(), "user_expressions",
+                            json_is_object(exprs) ? user_expressions(s, exprs) : json_object()));
+}
+
+static void finish_error(sv_server *s, void *sock, const kp_msg *req, kn_exec_result *res)
+{
+    const char *ename = res->ename ? res->ename : "Error";
+    const char *evalue = res->evalue ? res->evalue : "";
+    json_t *tb = json_is_array(res->traceback) ? res->traceback : json_array();
+    json_incref(tb);
+    sv_publish(s, req, "error",
+               json_pack("{s:s,s:s,s:O}", "ename", ename, "evalue", evalue, "traceback", tb));
+    sv_send_reply(s, sock, req, "execute_reply",
+                  json_pack("{s:s,s:i,s:s,s:s,s:o,s:{}}", "status", "error", "execution_count",
+                            s->execution_count, "ename", ename, "evalue", evalue, "traceback", tb,
+                            "user_expressions"));
+}
+
+static char *result_text(const kn_exec_result *res)
+{
+    const char *t = json_string_value(json_object_get(res->result, "text/plain"));
+    return t ? strdup(t) : NULL;
+}
+
+void sv_execute(sv_server *s, void *sock, kp_msg *req)
+{
+    int bad = 0;
+    json_t *code_v = json_object_get(req->content, "code");
+    int silent = flag(req, "silent", 0, &bad);
+    int store = flag(req, "store_history", !silent, &bad) && !silent;
+    int allow_stdin = flag(req, "allow_stdin", 1, &bad);
+    int stop_on_error = flag(req, "stop_on_error", 1, &bad);
+    json_t *exprs = json_object_get(req->content, "user_expressions");
+    if (!json_is_string(code_v) || bad || (exprs && !json_is_object(exprs))) {
+        sv_log("bad execute_request: code must be a string and the flags booleans");
+        sv_send_reply(s, sock, req, "execute_reply",
+                      json_pack("{s:s,s:i,s:s,s:s,s:[]}", "status", "error", "execution_count",
+                                s->execution_count, "ename", "BadRequest", "evalue",
+                                "execute_request content has wrongly typed fields", "traceback"));
+        return;
+    }
+    const char *code = json_string_value(code_v);
+    if (store) s->execution_count++;
+    if (!silent)
+        sv_publish(s, req, "execute_input",
+                   json_pack("{s:s,s:i}", "code", code, "execution_count", s->execution_count));
+
+    exec_ctx c = {.s = s, .req = req, .allow_stdin = allow_stdin};
+    kn_output out = {&c, out_stream, out_display, out_clear, out_input};
+    kn_exec_request ereq = {code, silent, store, allow_stdin, s->execution_count};
+    kn_exec_result res = {0};
+    atomic_store(&s->interrupted, 0);
+    s->interp->vt->execute(s->interp, &ereq, &out, &res);
+    flush_stream(&c);
+    free(c.buf);
+
+    if (res.ok)
+        finish_ok(s, sock, req, &res, silent);
+    else
+        finish_error(s, sock, req, &res);
+    if (store) {
+        char *text = res.ok ? result_text(&res) : NULL;
+        if (sv_hist_add(&s->hist, s->execution_count, code, text))
+            sv_log("out of memory: the history misses cell %d", s->execution_count);
+        free(text);
+    }
+    if (!res.ok && stop_on_error) s->abort_pending = 1;
+    kn_exec_result_free(&res);
+}
+
+void kn_exec_result_free(kn_exec_result *r)
+{
+    if (!r) return;
+    json_decref(r->result);
+    json_decref(r->result_meta);
+    free(r->ename);
+    free(r->evalue);
+    json_decref(r->traceback);
+    json_decref(r->payload);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,341 @@
+#include "kernel/server/server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "kernel/server/sv_internal.h"
+
+/* Parts beyond this are read and discarded: no front end sends more than a
+ * handful, and the cap bounds what a broken peer makes us hold. */
+#define SV_MAX_PARTS 256
+
+void sv_log(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("cnnlens kernel: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static int recv_parts(void *sock, zmq_msg_t *parts, size_t *n)
+{
+    *n = 0;
+    int more = 1;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, sock, 0) < 0) {
+            zmq_msg_close(&m);
+            if (errno == EINTR && *n) continue; /* finish the message we started */
+            for (size_t i = 0; i < *n; i++) zmq_msg_close(&parts[i]);
+            return errno == EINTR ? 1 : -1;
+        }
+        more = zmq_msg_more(&m);
+        if (*n < SV_MAX_PARTS)
+            parts[(*n)++] = m;
+        else
+            zmq_msg_close(&m);
+    }
+    return 0;
+}
+
+int sv_recv(sv_server *s, void *sock, const char *channel, kp_msg *out)
+{
+    zmq_msg_t parts[SV_MAX_PARTS];
+    kp_frame frames[SV_MAX_PARTS];
+    size_t n;
+    int rc = recv_parts(sock, parts, &n);
+    if (rc < 0) return -1;
+    if (rc > 0) return 0;
+    for (size_t i = 0; i < n; i++)
+        frames[i] = (kp_frame){zmq_msg_data(&parts[i]), zmq_msg_size(&parts[i])};
+    cl_err err = {0};
+    int ok = kp_msg_parse(frames, n, s->signer, s->seen, out, &err) == 0;
+    for (size_t i = 0; i < n; i++) zmq_msg_close(&parts[i]);
+    if (!ok) sv_log("dropped a message on %s: %s", channel, err.msg);
+    return ok;
+}
+
+static int send_msg(sv_server *s, void *sock, const kp_msg *m)
+{
+    kp_buf *frames;
+    size_t n;
+    cl_err err = {0};
+    if (kp_msg_serialize(m, s->signer, &frames, &n, &err)) {
+        sv_log("cannot send %s: %s", kp_msg_type(m), err.msg);
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int flags = i + 1 < n ? ZMQ_SNDMORE : 0;
+        while (zmq_send(sock, frames[i].data, frames[i].len, flags) < 0) {
+            if (errno == EINTR) continue;
+            /* A ROUTER cannot reach a peer that left; nothing to do but say so. */
+            if (errno != ETERM) sv_log("cannot send %s: %s", kp_msg_type(m), zmq_strerror(errno));
+            rc = -1;
+            break;
+        }
+    }
+    kp_frames_free(frames, n);
+    return rc;
+}
+
+int sv_send_reply(sv_server *s, void *sock, const kp_msg *parent, const char *msg_type,
+                  json_t *content)
+{
+    kp_msg m;
+    if (kp_msg_init(&m, msg_type, parent, content, s->session)) {
+        sv_log("out of memory building %s", msg_type);
+        return -1;
+    }
+    int rc = send_msg(s, sock, &m);
+    kp_msg_clear(&m);
+    return rc;
+}
+
+int sv_publish(sv_server *s, const kp_msg *parent, const char *msg_type, json_t *content)
+{
+    kp_msg m;
+    char topic[128];
+    snprintf(topic, sizeof topic, "kernel.%s.%s", s->session, msg_type);
+    if (kp_msg_init(&m, msg_type, parent, content, s->session) || kp_msg_set_topic(&m, topic)) {
+        kp_msg_clear(&m);
+        sv_log("out of memory building %s", msg_type);
+        return -1;
+    }
+    pthread_mutex_lock(&s->iopub_lock);
+    int rc = send_msg(s, s->iopub, &m);
+    pthread_mutex_unlock(&s->iopub_lock);
+    kp_msg_clear(&m);
+    return rc;
+}
+
+void sv_publish_status(sv_server *s, const kp_msg *parent, const char *state)
+{
+    sv_publish(s, parent, "status", json_pack("{s:s}", "execution_state", state));
+}
+
+void sv_interrupt(sv_server *s)
+{
+    atomic_store(&s->interrupted, 1);
+    if (s->interp && s->interp->vt->interrupt) s->interp->vt->interrupt(s->interp);
+}
+
+void sv_request_quit(sv_server *s, int restart)
+{
+    atomic_store(&s->restart, restart);
+    sv_interrupt(s);
+    pthread_mutex_lock(&s->state_lock);
+    atomic_store(&s->quit, 1);
+    pthread_cond_broadcast(&s->state_cond);
+    pthread_mutex_unlock(&s->state_lock);
+}
+
+/* ---- threads --------------------------------------------------------------- */
+
+static void *heartbeat_main(void *arg)
+{
+    sv_server *s = arg;
+    /* A ROUTER proxied onto itself echoes each ping to its sender (as ipykernel
+     * does); the proxy returns when the context is shut down. */
+    while (zmq_proxy(s->hb, s->hb, NULL) < 0 && errno == EINTR) {
+    }
+    zmq_close(s->hb);
+    return NULL;
+}
+
+static int poll_one(void *sock, long timeout_ms)
+{
+    zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+    for (;;) {
+        int rc = zmq_poll(&item, 1, timeout_ms);
+        if (rc >= 0) return rc;
+        if (errno != EINTR) return -1; /* ETERM: shutting down */
+    }
+}
+
+static void serve(sv_server *s, void *sock, int channel, const char *name)
+{
+    while (!atomic_load(&s->quit)) {
+        if (poll_one(sock, -1) < 0) return;
+        kp_msg req;
+        int rc = sv_recv(s, sock, name, &req);
+        if (rc < 0) return;
+        if (rc == 0) continue;
+        sv_dispatch(s, sock, channel, &req);
+        kp_msg_clear(&req);
+    }
+}
+
+static void *control_main(void *arg)
+{
+    sv_server *s = arg;
+    serve(s, s->control, SV_CONTROL, "control");
+    return NULL;
+}
+
+static void *shell_main(void *arg)
+{
+    sv_server *s = arg;
+    serve(s, s->shell, SV_SHELL, "shell");
+    return NULL;
+}
+
+/* ---- SIGINT ------------------------------------------------------------------ */
+
+static sv_server *volatile sigint_target;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    sv_server *s = sigint_target;
+    if (s) sv_interrupt(s);
+}
+
+static void install_sigint(sv_server *s, int on)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sigint_target = on ? s : NULL;
+    sa.sa_handler = on ? on_sigint : SIG_DFL;
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* ---- set-up and tear-down -------------------------------------------------- */
+
+static void *open_socket(sv_server *s, int type, int port, cl_err *err)
+{
+    char ep[600];
+    if (kp_conn_endpoint(&s->conn, port, ep, sizeof ep)) {
+        cl_err_set(err, CL_EINVAL, "connection file: address too long");
+        return NULL;
+    }
+    void *sock = zmq_socket(s->zctx, type);
+    if (!sock) {
+        cl_err_set(err, CL_EIO, "cannot create a socket: %s", zmq_strerror(errno));
+        return NULL;
+    }
+    int linger = 1000, zero = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    /* IOPub must never drop a message (ZeroMQ's default high-water mark of
+     * 1000 would silently lose outputs, even the final `idle`). */
+    if (type == ZMQ_PUB) zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero);
+    if (zmq_bind(sock, ep) < 0) {
+        cl_err_set(err, CL_EIO, "cannot listen on %s: %s (is another kernel using the port?)", ep,
+                   zmq_strerror(errno));
+        zmq_close(sock);
+        return NULL;
+    }
+    return sock;
+}
+
+static int open_sockets(sv_server *s, cl_err *err)
+{
+    kp_conn *c = &s->conn;
+    if (!(s->shell = open_socket(s, ZMQ_ROUTER, c->shell_port, err))) return -1;
+    if (!(s->control = open_socket(s, ZMQ_ROUTER, c->control_port, err))) return -1;
+    if (!(s->stdin_sock = open_socket(s, ZMQ_ROUTER, c->stdin_port, err))) return -1;
+    if (!(s->iopub = open_socket(s, ZMQ_PUB, c->iopub_port, err))) return -1;
+    if (!(s->hb = open_socket(s, ZMQ_ROUTER, c->hb_port, err))) return -1;
+    return 0;
+}
+
+static void close_sockets(sv_server *s)
+{
+    void **socks[] = {&s->shell, &s->control, &s->stdin_sock, &s->iopub, &s->hb};
+    for (size_t i = 0; i < sizeof socks / sizeof *socks; i++) {
+        if (*socks[i]) zmq_close(*socks[i]);
+        *socks[i] = NULL;
+    }
+}
+
+static int server_init(sv_server *s, const char *path, kn_interp *interp, cl_err *err)
+{
+    memset(s, 0, sizeof *s);
+    s->interp = interp;
+    pthread_mutex_init(&s->iopub_lock, NULL);
+    pthread_mutex_init(&s->state_lock, NULL);
+    pthread_cond_init(&s->state_cond, NULL);
+    sv_hist_init(&s->hist);
+    kp_uuid4(s->session);
+    if (kp_conn_load(path, &s->conn, err)) return -1;
+    if (!(s->signer = kp_signer_new(s->conn.scheme, s->conn.key, s->conn.key_len, err))) return -1;
+    if (!(s->seen = kp_sigset_new(4096))) return cl_err_set(err, CL_ENOMEM, "out of memory");
+    if (!(s->zctx = zmq_ctx_new()))
+        return cl_err_set(err, CL_EIO, "cannot start ZeroMQ: %s", zmq_strerror(errno));
+    return open_sockets(s, err);
+}
+
+static void server_free(sv_server *s)
+{
+    close_sockets(s);
+    if (s->zctx) zmq_ctx_term(s->zctx);
+    kp_signer_free(s->signer);
+    kp_sigset_free(s->seen);
+    kp_conn_clear(&s->conn);
+    sv_hist_clear(&s->hist);
+    pthread_cond_destroy(&s->state_cond);
+    pthread_mutex_destroy(&s->state_lock);
+    pthread_mutex_destroy(&s->iopub_lock);
+}
+
+static void wait_for_quit(sv_server *s)
+{
+    pthread_mutex_lock(&s->state_lock);
+    while (!atomic_load(&s->quit)) pthread_cond_wait(&s->state_cond, &s->state_lock);
+    pthread_mutex_unlock(&s->state_lock);
+}
+
+/* The shell thread may be deep inside a cell that ignores interrupts; give it
+ * a moment, then leave without it (main() exiting ends the process). */
+static int join_within(pthread_t t, long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += ms * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    return pthread_timedjoin_np(t, NULL, &ts) == 0;
+}
+
+int sv_run(const char *connection_file, kn_interp *interp, cl_err *err)
+{
+    sv_server *s = calloc(1, sizeof *s);
+    if (!s) return cl_err_set(err, CL_ENOMEM, "out of memory");
+    if (server_init(s, connection_file, interp, err)) {
+        server_free(s);
+        free(s);
+        return -1;
+    }
+    install_sigint(s, 1);
+    sv_publish_status(s, NULL, "starting");
+    pthread_t hb, control, shell;
+    pthread_create(&hb, NULL, heartbeat_main, s);
+    pthread_create(&control, NULL, control_main, s);
+    pthread_create(&shell, NULL, shell_main, s);
+    wait_for_quit(s);
+    /* Blocking calls in every thread return ETERM from here on. */
+    zmq_ctx_shutdown(s->zctx);
+    pthread_join(hb, NULL);
+    s->hb = NULL;
+    pthread_join(control, NULL);
+    int shell_done = join_within(shell, 80);
+    install_sigint(s, 0);
+    if (!shell_done) {
+        sv_log("the running cell did not stop; exiting without it");
+        return 0; /* the process ends now; its memory goes with it */
+    }
+    if (interp->vt->shutdown) interp->vt->shutdown(interp, atomic_load(&s->restart));
+    server_free(s);
+    free(s);
+    return 0;
+}

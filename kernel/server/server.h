@@ -1,0 +1,23 @@
+/* server — the Jupyter kernel's sockets and threads (ZeroMQ).
+ *
+ * sv_run() binds the five sockets of a connection file and serves them until
+ * a shutdown_request: the shell thread runs the interpreter, the control
+ * thread answers kernel_info, interrupt and shutdown while a cell runs, a
+ * heartbeat thread echoes pings, and IOPub messages from any thread are sent
+ * one at a time.  SIGINT interrupts the running cell.  The server does not
+ * know which interpreter it runs: it only calls the kn_interp table.
+ *
+ * Ownership: the interpreter stays the caller's; sv_run calls its shutdown
+ * hook but never destroys it.
+ */
+#ifndef CNNLENS_SERVER_H
+#define CNNLENS_SERVER_H
+
+#include "engine/err.h"
+#include "kernel/interp.h"
+
+/* Serves until shutdown.  Returns 0 after a clean shutdown (restart or not),
+ * -1 with err set when the connection file or the sockets cannot be set up. */
+int sv_run(const char *connection_file, kn_interp *interp, cl_err *err);
+
+#endif

@@ -1,0 +1,95 @@
+/* sv_internal — what the files of kernel/server share; not for other modules.
+ *
+ * Threads and ownership: each ZeroMQ socket is used by one thread (shell and
+ * stdin: the shell thread; control: the control thread; heartbeat: its own),
+ * except IOPub, which any thread may publish on under iopub_lock.  The
+ * history and the execution count belong to the shell thread.
+ */
+#ifndef CNNLENS_SV_INTERNAL_H
+#define CNNLENS_SV_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "kernel/interp.h"
+#include "kernel/protocol/protocol.h"
+
+/* ---- history (shell thread) --------------------------------------------- */
+
+typedef struct sv_hist_entry {
+    int line;
+    char *input;
+    char *output; /* text/plain of the execute_result, or NULL */
+} sv_hist_entry;
+
+typedef struct sv_history {
+    sv_hist_entry *items;
+    size_t n, cap;
+    int session; /* the number this kernel's session is reported under */
+} sv_history;
+
+void sv_hist_init(sv_history *h);
+void sv_hist_clear(sv_history *h);
+/* Copies input and output (may be NULL).  Returns 0, or -1 out of memory. */
+int sv_hist_add(sv_history *h, int line, const char *input, const char *output);
+/* Answers a history_request's content: a new array of [session, line, input]
+ * (or [session, line, [input, output]] when "output" is true). */
+json_t *sv_hist_query(const sv_history *h, const json_t *request);
+
+/* ---- the server ----------------------------------------------------------- */
+
+typedef struct sv_server {
+    void *zctx;
+    void *shell, *control, *stdin_sock, *iopub, *hb;
+    kp_conn conn;
+    kp_signer *signer;
+    kp_sigset *seen;
+    char session[37];
+    kn_interp *interp;
+
+    pthread_mutex_t iopub_lock;
+    pthread_mutex_t state_lock;
+    pthread_cond_t state_cond;
+    atomic_int quit;        /* a shutdown was answered: stop serving */
+    atomic_int restart;     /* ... and it asked for a restart */
+    atomic_int interrupted; /* an interrupt arrived since the cell started */
+
+    int execution_count; /* shell thread */
+    int abort_pending;   /* shell thread: a cell failed with stop_on_error */
+    sv_history hist;     /* shell thread */
+} sv_server;
+
+enum { SV_SHELL = 1, SV_CONTROL = 2 };
+
+/* Reads one multipart message from `sock` and checks it; returns 1 with *out
+ * filled, 0 when the message was dropped (logged), -1 when the socket is
+ * closed (context terminated). */
+int sv_recv(sv_server *s, void *sock, const char *channel, kp_msg *out);
+/* Sends `msg_type` with `content` (stolen) as an answer to `parent` on
+ * `sock` (a ROUTER: the parent's identities route it). */
+int sv_send_reply(sv_server *s, void *sock, const kp_msg *parent, const char *msg_type,
+                  json_t *content);
+/* Publishes on IOPub (any thread). `content` is stolen; parent may be NULL. */
+int sv_publish(sv_server *s, const kp_msg *parent, const char *msg_type, json_t *content);
+void sv_publish_status(sv_server *s, const kp_msg *parent, const char *state);
+
+/* Handles one request from `channel` (SV_SHELL or SV_CONTROL): busy, the
+ * handler from the dispatch table, idle; after a shutdown_request's idle it
+ * calls sv_request_quit. */
+void sv_dispatch(sv_server *s, void *sock, int channel, kp_msg *req);
+/* After an error with stop_on_error: answers queued execute_requests "aborted". */
+void sv_abort_queued(sv_server *s);
+
+/* Runs an execute_request (shell thread). */
+void sv_execute(sv_server *s, void *sock, kp_msg *req);
+
+/* Asks the running cell to stop (control thread, SIGINT handler): only
+ * touches atomics and the interpreter's own interrupt hook. */
+void sv_interrupt(sv_server *s);
+/* Records that a shutdown was answered; the main thread wakes and stops. */
+void sv_request_quit(sv_server *s, int restart);
+
+void sv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
