@@ -1,0 +1,117 @@
+/* vis/common: forward with class choice, one-hot backward, seeded randomness. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/vis/vis_internal.h"
+
+int vis_logits_node(const net *m)
+{
+    return net_node_count(m) - 1;
+}
+
+int vis_check_input(const net *m, const tn_tensor *x, int one_image, const char *what, cl_err *err)
+{
+    char buf[96];
+    int64_t chw[3];
+    net_input_shape(m, chw);
+    if (!x || x->ndim != 4 || x->shape[0] < 1 || x->shape[1] != chw[0] || !tn_is_contiguous(x))
+        return cl_err_set(err, CL_EINVAL, "%s: %s takes images [N, %lld, H, W], got %s", what,
+                          net_arch(m), (long long)chw[0],
+                          x ? tn_shape_str(x, buf, sizeof buf) : "nothing");
+    if (one_image && x->shape[0] != 1)
+        return cl_err_set(err, CL_EINVAL, "%s works on one image at a time, got a batch of %lld",
+                          what, (long long)x->shape[0]);
+    return 0;
+}
+
+int vis_argmax(const float *v, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return best;
+}
+
+int vis_forward_classes(net *m, const tn_tensor *x, int cls, int *classes, int *cls_out,
+                        cl_err *err)
+{
+    int k = net_num_classes(m);
+    if (cls >= k)
+        return cl_err_set(err, CL_EINVAL, "class %d does not exist: %s has classes 0..%d", cls,
+                          net_arch(m), k - 1);
+    if (net_forward(m, x, err)) return -1;
+    const tn_tensor *y = net_output(m);
+    int64_t n = x->shape[0];
+    for (int64_t i = 0; i < n; i++) {
+        classes[i] = cls >= 0 ? cls : vis_argmax(y->data + i * k, k);
+        if (cls_out) cls_out[i] = classes[i];
+    }
+    return 0;
+}
+
+int vis_backward_classes(net *m, const int *classes, int to, net_relu_rule rule, cl_err *err)
+{
+    const tn_tensor *y = net_output(m);
+    tn_tensor *seed = tn_new(y->ndim, y->shape, err);
+    if (!seed) return -1;
+    int64_t k = y->shape[1];
+    for (int64_t i = 0; i < y->shape[0]; i++) seed->data[i * k + classes[i]] = 1.0f;
+    int rc = net_backward(m, vis_logits_node(m), seed, to, rule, err);
+    tn_free(seed);
+    return rc;
+}
+
+/* ---- xoshiro256** (Blackman and Vigna), seeded with splitmix64 ---- */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void vis_rng_seed(vis_rng *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+    r->has_spare = 0;
+    r->spare = 0.0f;
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+uint64_t vis_rng_next(vis_rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return out;
+}
+
+double vis_rng_uniform(vis_rng *r)
+{
+    return (double)(vis_rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+float vis_rng_normal(vis_rng *r)
+{
+    if (r->has_spare) {
+        r->has_spare = 0;
+        return r->spare;
+    }
+    /* 1 - u keeps the logarithm finite. */
+    double u1 = 1.0 - vis_rng_uniform(r), u2 = vis_rng_uniform(r);
+    double rad = sqrt(-2.0 * log(u1)), th = 2.0 * M_PI * u2;
+    r->spare = (float)(rad * sin(th));
+    r->has_spare = 1;
+    return (float)(rad * cos(th));
+}
