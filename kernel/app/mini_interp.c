@@ -118,16 +118,17 @@ static void skip_ws(parser *ps)
     while (*ps->p == ' ' || *ps->p == '\t') ps->p++;
 }
 
+/* Names may use any letters: bytes of multi-byte UTF-8 count as letters. */
 static int is_word_start(int c)
 {
-    return isalpha(c) || c == '_';
+    return isalpha(c) || c == '_' || c >= 0x80;
 }
 
 static size_t word_len(const char *p)
 {
     size_t n = 0;
     if (!is_word_start((unsigned char)p[0])) return 0;
-    while (isalnum((unsigned char)p[n]) || p[n] == '_') n++;
+    while (isalnum((unsigned char)p[n]) || p[n] == '_' || (unsigned char)p[n] >= 0x80) n++;
     return n;
 }
 
@@ -481,7 +482,7 @@ static int byte_to_cp(const char *s, size_t b)
 
 static int is_word_char(char c)
 {
-    return isalnum((unsigned char)c) || c == '_';
+    return isalnum((unsigned char)c) || c == '_' || (unsigned char)c >= 0x80;
 }
 
 static json_t *mi_complete(kn_interp *self, const char *code, int cursor_pos)

@@ -216,21 +216,18 @@ void sv_dispatch(sv_server *s, void *sock, int channel, kp_msg *req)
     sv_publish_status(s, req, "busy");
     int quit = fn(s, sock, req);
     sv_publish_status(s, req, "idle");
-    if (channel == SV_SHELL && s->abort_pending) {
-        s->abort_pending = 0;
-        sv_abort_queued(s);
-    }
     if (quit) sv_request_quit(s, atomic_load(&s->restart));
 }
 
 /* Requests already queued when a cell fails were written expecting it to
  * succeed: answer them "aborted" instead of running them (stop_on_error).
- * Anything arriving within a few milliseconds counts as queued. */
+ * Only what is queued now counts (as ipykernel's default of no grace period):
+ * a front end that saw the error and sends again must be served. */
 void sv_abort_queued(sv_server *s)
 {
     zmq_pollitem_t item = {s->shell, 0, ZMQ_POLLIN, 0};
     for (;;) {
-        int rc = zmq_poll(&item, 1, 5);
+        int rc = zmq_poll(&item, 1, 0);
         if (rc < 0 && errno == EINTR) continue;
         if (rc <= 0) return;
         kp_msg req;

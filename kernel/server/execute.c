@@ -224,8 +224,9 @@ void sv_execute(sv_server *s, void *sock, kp_msg *req)
             sv_log("out of memory: the history misses cell %d", s->execution_count);
         free(text);
     }
-    if (!res.ok && stop_on_error) s->abort_pending = 1;
+    int abort = !res.ok && stop_on_error;
     kn_exec_result_free(&res);
+    if (abort) sv_abort_queued(s);
 }
 
 void kn_exec_result_free(kn_exec_result *r)

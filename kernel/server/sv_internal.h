@@ -56,7 +56,6 @@ typedef struct sv_server {
     atomic_int interrupted; /* an interrupt arrived since the cell started */
 
     int execution_count; /* shell thread */
-    int abort_pending;   /* shell thread: a cell failed with stop_on_error */
     sv_history hist;     /* shell thread */
 } sv_server;
 
