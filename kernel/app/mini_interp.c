@@ -115,7 +115,7 @@ typedef struct parser {
 
 static void skip_ws(parser *ps)
 {
-    while (*ps->p == ' ' || *ps->p == '\t') ps->p++;
+    while (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r') ps->p++;
 }
 
 /* Names may use any letters: bytes of multi-byte UTF-8 count as letters. */
@@ -422,6 +422,30 @@ static void set_error(kn_exec_result *res, const cl_err *err, int line_no, const
     res->traceback = json_pack("[s,s]", where, head);
 }
 
+/* A statement ends at a newline outside brackets and strings, so an open
+ * bracket continues it on the next line (as is_complete promises). */
+static const char *stmt_end(const char *p)
+{
+    int depth = 0, in_str = 0;
+    for (; *p; p++) {
+        if (in_str) {
+            if (*p == '"' || *p == '\n') in_str = 0;
+            if (*p == '\n') return p;
+        } else if (*p == '"') {
+            in_str = 1;
+        } else if (*p == '#') {
+            while (p[1] && p[1] != '\n') p++;
+        } else if (*p == '(' || *p == '[') {
+            depth++;
+        } else if (*p == ')' || *p == ']') {
+            depth--;
+        } else if (*p == '\n' && depth <= 0) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
 static void mi_execute(kn_interp *self, const kn_exec_request *req, kn_output *out,
                        kn_exec_result *res)
 {
@@ -431,7 +455,7 @@ static void mi_execute(kn_interp *self, const kn_exec_request *req, kn_output *o
     mi_value last = {0};
     int line_no = 0, has_result = 0;
     for (const char *p = req->code; *p;) {
-        const char *end = strchr(p, '\n');
+        const char *end = stmt_end(p);
         size_t len = end ? (size_t)(end - p) : strlen(p);
         char *line = strndup(p, len);
         line_no++;
@@ -450,6 +474,7 @@ static void mi_execute(kn_interp *self, const kn_exec_request *req, kn_output *o
             set_error(res, &err, line_no, p, len);
             break;
         }
+        for (const char *q2 = p; q2 < p + len; q2++) line_no += *q2 == '\n';
         p = end ? end + 1 : p + len;
     }
     if (res->ok && has_result && !req->silent) {
