@@ -16,6 +16,8 @@ static const subcommand subcommands[] = {
     {"kernel", app_kernel, "kernel -f CONNECTION_FILE   run as a Jupyter kernel"},
     {"run", app_run, "run FILE.lens | NOTEBOOK.ipynb [-o OUT.ipynb]   run lens code headless"},
     {"install", app_install, "install [--user | --prefix DIR]   install the Jupyter kernelspec"},
+    {"train-builtin", app_train_builtin,
+     "train-builtin --out FILE [--seed N] [--epochs E]   retrain the built-in fashion model"},
 };
 
 static void usage(FILE *f)

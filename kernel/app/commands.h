@@ -6,6 +6,7 @@
 int app_kernel(int argc, char **argv);  /* cnnlens kernel -f CONNECTION_FILE */
 int app_install(int argc, char **argv); /* cnnlens install [--user | --prefix DIR] */
 int app_run(int argc, char **argv);     /* cnnlens run FILE.lens | NOTEBOOK.ipynb [-o OUT] */
+int app_train_builtin(int argc, char **argv); /* cnnlens train-builtin --out FILE ... */
 
 /* Absolute path of the running binary (from /proc/self/exe), or argv0. */
 const char *app_self_path(void);
