@@ -18,6 +18,9 @@ typedef enum {
     IMG_NORM_HALF,     /* mean 0.5, std 0.5 (the course notebook) */
 } img_norm;
 
+/* Largest image img_load decodes (default 64 megapixels = 64 << 20). */
+extern int64_t img_max_pixels;
+
 /* Decodes a PNG or JPEG file (by magic) into (C,H,W) in [0,1]; C is 1 or 3
  * (alpha dropped, palette expanded, 16-bit scaled). */
 tn_tensor *img_load(const char *path, cl_err *err);
@@ -30,7 +33,13 @@ tn_tensor *img_resize_short(const tn_tensor *x, int size, cl_err *err);
 tn_tensor *img_center_crop(const tn_tensor *x, int out_h, int out_w, cl_err *err);
 /* In place: (x - mean[c]) / std[c]. */
 int img_normalize(tn_tensor *x, img_norm norm, cl_err *err);
-/* ImageNet preset: resize 256, centre-crop 224, normalise. */
+/* Presets: "imagenet" (resize the shorter side to 256, centre-crop 224,
+ * ImageNet mean/std), "half" (shorter side 224, crop 224, mean/std 0.5), "none"
+ * (a copy).  A grey image is first repeated to 3 channels, as PIL's
+ * convert("RGB") does. */
 tn_tensor *img_preprocess(const tn_tensor *x, const char *preset, cl_err *err);
+
+/* (C,H,W) in [0,1] from 8-bit interleaved pixels (h rows of w * channels). */
+tn_tensor *img_from_u8(const uint8_t *pix, int w, int h, int channels, cl_err *err);
 
 #endif

@@ -48,6 +48,17 @@ void fm_release(const fm_map *m, size_t off, size_t len)
     if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
+void fm_convert(const fm_map *m, size_t off, float *dst, int64_t n, io_dtype t)
+{
+    size_t es = io_dtype_size(t);
+    int64_t chunk = (int64_t)((1u << 20) / es);
+    for (int64_t k = 0; k < n; k += chunk) {
+        int64_t cnt = n - k < chunk ? n - k : chunk;
+        io_convert(dst + k, m->data + off + (size_t)k * es, cnt, t);
+        fm_release(m, off + (size_t)k * es, (size_t)cnt * es);
+    }
+}
+
 void fm_close(fm_map *m)
 {
     if (m->data) munmap((void *)m->data, m->size);

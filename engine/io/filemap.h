@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "engine/err.h"
+#include "engine/io/dtype.h"
 
 typedef struct fm_map {
     const uint8_t *data;
@@ -26,6 +27,10 @@ int fm_open(fm_map *m, const char *path, cl_err *err);
 /* Tells the kernel the bytes [off, off+len) are no longer needed (they stay
  * readable: a later access reads them from the file again). */
 void fm_release(const fm_map *m, size_t off, size_t len);
+/* Converts n elements of type t at byte `off` of the map into dst, dropping
+ * the source pages as it goes, so a big storage never sits in memory twice.
+ * The caller has checked the range against m->size. */
+void fm_convert(const fm_map *m, size_t off, float *dst, int64_t n, io_dtype t);
 void fm_close(fm_map *m);
 
 #endif

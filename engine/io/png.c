@@ -1,5 +1,6 @@
 #include "engine/io/png.h"
 
+#include <errno.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,10 +42,14 @@ static void mem_flush(png_structp png)
 static int color_type(int channels)
 {
     switch (channels) {
-    case 1: return PNG_COLOR_TYPE_GRAY;
-    case 2: return PNG_COLOR_TYPE_GRAY_ALPHA;
-    case 3: return PNG_COLOR_TYPE_RGB;
-    case 4: return PNG_COLOR_TYPE_RGBA;
+    case 1:
+        return PNG_COLOR_TYPE_GRAY;
+    case 2:
+        return PNG_COLOR_TYPE_GRAY_ALPHA;
+    case 3:
+        return PNG_COLOR_TYPE_RGB;
+    case 4:
+        return PNG_COLOR_TYPE_RGBA;
     }
     return -1;
 }
@@ -79,7 +84,8 @@ int png_encode(const uint8_t *pix, int w, int h, int channels, uint8_t **out, si
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, ct, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
-    for (int y = 0; y < h; y++) rows[y] = (png_bytep)(pix + (size_t)y * (size_t)w * (size_t)channels);
+    for (int y = 0; y < h; y++)
+        rows[y] = (png_bytep)(pix + (size_t)y * (size_t)w * (size_t)channels);
     png_write_image(png, rows);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
@@ -101,4 +107,95 @@ int png_write_file(const char *path, const uint8_t *pix, int w, int h, int chann
     int rc = atomic_write_file(path, buf, len, err);
     free(buf);
     return rc;
+}
+
+/* ---- decoding ---- */
+
+typedef struct png_errctx {
+    char msg[256];
+} png_errctx;
+
+static void on_error(png_structp png, png_const_charp msg)
+{
+    png_errctx *ctx = png_get_error_ptr(png);
+    snprintf(ctx->msg, sizeof ctx->msg, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void on_warning(png_structp png, png_const_charp msg)
+{
+    (void)png, (void)msg;
+}
+
+/* Asks libpng for 8/16-bit grey or RGB samples, whatever the file holds. */
+static void set_transforms(png_structp png, png_infop info, int *channels)
+{
+    int ct = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
+    if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (ct == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (ct & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+    if (depth == 16) png_set_swap(png);
+    (void)png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    *channels = (ct & PNG_COLOR_MASK_COLOR) ? 3 : 1;
+}
+
+typedef struct png_read_state {
+    png_structp png;
+    png_infop info;
+    png_bytep *rows;
+    uint8_t *pix;
+} png_read_state;
+
+static int decode(FILE *f, int64_t max_pixels, png_pixels *out, png_read_state *s, png_errctx *ctx,
+                  cl_err *err)
+{
+    if (setjmp(png_jmpbuf(s->png)))
+        return cl_err_set(err, CL_EFORMAT, "corrupt or truncated PNG (%s)", ctx->msg);
+    png_init_io(s->png, f);
+    png_set_sig_bytes(s->png, 8);
+    png_read_info(s->png, s->info);
+    png_uint_32 w = png_get_image_width(s->png, s->info), h = png_get_image_height(s->png, s->info);
+    if ((int64_t)w * (int64_t)h > max_pixels)
+        return cl_err_set(err, CL_ENOMEM,
+                          "the PNG is %ux%u pixels, more than the limit of %lld megapixels",
+                          (unsigned)w, (unsigned)h, (long long)(max_pixels >> 20));
+    int channels;
+    set_transforms(s->png, s->info, &channels);
+    int depth = png_get_bit_depth(s->png, s->info);
+    size_t rowbytes = png_get_rowbytes(s->png, s->info);
+    if (rowbytes != (size_t)w * (size_t)channels * (size_t)(depth / 8))
+        return cl_err_set(err, CL_EFORMAT, "unexpected PNG layout");
+    s->pix = malloc(rowbytes * h);
+    s->rows = malloc(h * sizeof *s->rows);
+    if (!s->pix || !s->rows) return cl_err_set(err, CL_ENOMEM, "out of memory decoding a PNG");
+    for (png_uint_32 y = 0; y < h; y++) s->rows[y] = s->pix + (size_t)y * rowbytes;
+    png_read_image(s->png, s->rows);
+    png_read_end(s->png, NULL);
+    *out = (png_pixels){(int)w, (int)h, channels, depth, s->pix};
+    s->pix = NULL;
+    return 0;
+}
+
+int png_decode_file(const char *path, int64_t max_pixels, png_pixels *out, cl_err *err)
+{
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "rb");
+    if (!f) return cl_err_set(err, CL_EIO, "cannot open '%s': %s", path, strerror(errno));
+    uint8_t sig[8];
+    if (fread(sig, 1, 8, f) != 8 || png_sig_cmp(sig, 0, 8)) {
+        fclose(f);
+        return cl_err_set(err, CL_EFORMAT, "'%s' is not a PNG file", path);
+    }
+    png_errctx ctx = {{0}};
+    png_read_state s = {0};
+    s.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, on_error, on_warning);
+    s.info = s.png ? png_create_info_struct(s.png) : NULL;
+    int rc = s.info ? decode(f, max_pixels, out, &s, &ctx, err)
+                    : cl_err_set(err, CL_ENOMEM, "out of memory");
+    png_destroy_read_struct(&s.png, &s.info, NULL);
+    free(s.rows);
+    free(s.pix);
+    fclose(f);
+    return rc ? cl_err_prefix(err, "'%s'", path) : 0;
 }

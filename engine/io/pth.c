@@ -113,11 +113,14 @@ static tn_tensor *make_tensor(const pth_src *s, const pk_tensor *pt, cl_err *err
             expect *= pt->shape[i];
         }
         size_t es = io_dtype_size(pt->storage->dt);
-        if (contiguous)
+        if (contiguous && !owned) {
+            fm_convert(s->m, base_off + (size_t)pt->offset * es, t->data, n, pt->storage->dt);
+        } else if (contiguous) {
             io_convert(t->data, data + (size_t)pt->offset * es, n, pt->storage->dt);
-        else
+        } else {
             io_gather(t->data, data, pt->storage->dt, pt->ndim, pt->shape, pt->stride, pt->offset);
-        if (!owned) fm_release(s->m, base_off, (size_t)pt->storage->numel * es);
+            if (!owned) fm_release(s->m, base_off, (size_t)pt->storage->numel * es);
+        }
     }
     free(owned);
     return t;

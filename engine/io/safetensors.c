@@ -443,8 +443,7 @@ int st_load(const fm_map *m, wt_dict *d, cl_err *err)
             rc = cl_err_prefix(err, "tensor '%s'", e[i].name);
             break;
         }
-        io_convert(t->data, m->data + data_off + e[i].begin, tn_numel(t), e[i].dt);
-        fm_release(m, data_off + e[i].begin, e[i].end - e[i].begin);
+        fm_convert(m, data_off + (size_t)e[i].begin, t->data, tn_numel(t), e[i].dt);
         rc = wt_append_owned(d, e[i].name, t, err);
         e[i].name = NULL;
     }
