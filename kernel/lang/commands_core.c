@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/io/npy.h"
 #include "engine/io/png.h"
 #include "kernel/lang/commands.h"
 #include "kernel/lang/eval.h"
-#include "kernel/lang/npy_lite.h"
 #include "kernel/lang/picture.h"
 
 static int oom(cl_err *err)
@@ -371,14 +371,14 @@ static int do_save(lc_call *c, lv_value **out, cl_err *err)
             tn_tensor *t = tn_new1(1, err);
             if (!t) return -1;
             t->data[0] = (float)v->num;
-            int r = nl_write(path, t, 0, NULL, err);
+            int r = npy_write(path, t, err);
             tn_free(t);
             return r < 0 ? lc_arg_error(c, "path", err, err->code, "save: %s", err->msg) : 0;
         }
         if (!lv_is_array(v))
             return cl_err_set(err, CL_ETYPE, "save: a %s cannot be written as .npy",
                               lv_type_name(v));
-        if (nl_write(path, v->t, v->t->ndim, v->t->shape, err) < 0)
+        if (npy_write(path, v->t, err) < 0)
             return lc_arg_error(c, "path", err, err->code, "save: %s", err->msg);
         return 0;
     }
@@ -403,7 +403,7 @@ static int do_load(lc_call *c, lv_value **out, cl_err *err)
     const char *path = lc_text(c, "path");
     if (strcmp(ext_of(path), ".npy"))
         return lc_arg_error(c, "path", err, CL_EINVAL, "load reads .npy files, not '%s'", path);
-    tn_tensor *t = nl_read(path, err);
+    tn_tensor *t = npy_read(path, err);
     if (!t) return lc_arg_error(c, "path", err, err->code, "load: %s", err->msg);
     /* (1,C,H,W) from PyTorch becomes (C,H,W). */
     if (t->ndim == 4 && t->shape[0] == 1) {
