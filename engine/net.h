@@ -31,11 +31,11 @@ typedef enum {
 } net_relu_rule;
 
 typedef struct net_node_info {
-    const char *name;     /* torchvision name, e.g. "features.11", "layer4", "fc" */
-    const char *type;     /* "conv2d", "relu", "maxpool2d", "linear", "block", ... */
-    int ndim;             /* of the output, batch included */
-    int64_t shape[4];     /* output shape for the net's input shape */
-    int64_t params;       /* parameters owned by this node */
+    const char *name; /* torchvision name, e.g. "features.11", "layer4", "fc" */
+    const char *type; /* "conv2d", "relu", "maxpool2d", "linear", "block", ... */
+    int ndim;         /* of the output, batch included */
+    int64_t shape[4]; /* output shape for the net's input shape */
+    int64_t params;   /* parameters owned by this node */
 } net_node_info;
 
 /* Number of nodes, and the i-th node's description (i in [0, count)). */
@@ -74,5 +74,50 @@ void net_set_training(net *m, int training);
 int net_load_weights(net *m, const wt_dict *w, cl_err *err);
 
 void net_free(net *m);
+
+/* ---- Parameters, for training ----
+ * Conv and linear nodes own "NAME.weight" and "NAME.bias" (torchvision's
+ * state_dict names).  With net_set_training(m, 1) every backward adds weight
+ * gradients into the grads (summed over the batch and over calls, as PyTorch
+ * does) until net_zero_grad. */
+typedef struct net_param {
+    const char *name; /* "dense1.weight" */
+    tn_tensor *value; /* borrowed: a trainer updates it in place */
+    tn_tensor *grad;  /* borrowed; NULL until net_set_training(m, 1) */
+} net_param;
+
+int net_param_tensors(const net *m);
+int net_param_get(net *m, int i, net_param *out);
+void net_zero_grad(net *m);
+/* Re-initialises every weight as PyTorch's default does (uniform in
+ * +-1/sqrt(fan_in)), from a seed, so a fresh model is reproducible. */
+void net_init_params(net *m, uint64_t seed);
+
+/* ---- Building a net (the zoo's interface) ----
+ * Each net_add_* takes the index of its input node (NET_INPUT for the image)
+ * and returns the new node's index.  The first failure is remembered and
+ * returned by net_finish, so a builder checks once at the end.  Batch norm is
+ * never a node of its own: net_add_bn folds it into a conv at load time and
+ * makes its name an alias of that conv, so "layer4.1.bn2" and "layer4.1.conv2"
+ * both name the conv+bn output. */
+#define NET_INPUT (-1)
+
+net *net_new(const char *arch, int c, int h, int w, int num_classes, cl_err *err);
+int net_add_conv(net *m, const char *name, int in, int cin, int cout, int k, int stride, int pad,
+                 int bias);
+int net_add_bn(net *m, const char *name, int conv);
+int net_add_relu(net *m, const char *name, int in);
+int net_add_maxpool(net *m, const char *name, int in, int k, int stride, int pad);
+int net_add_avgpool(net *m, const char *name, int in, int k, int stride, int pad);
+int net_add_adaptive_avgpool(net *m, const char *name, int in, int oh, int ow);
+int net_add_linear(net *m, const char *name, int in, int nin, int nout, int bias);
+int net_add_dropout(net *m, const char *name, int in);
+int net_add_flatten(net *m, const char *name, int in);
+int net_add_add(net *m, const char *name, int a, int b);
+int net_add_softmax(net *m, const char *name, int in, int log_softmax);
+/* Another name for a node (e.g. "layer4" for "layer4.1"). */
+int net_alias(net *m, const char *alias, int node);
+/* Checks the shapes for the net's input shape and initialises the weights. */
+int net_finish(net *m, uint64_t seed, cl_err *err);
 
 #endif

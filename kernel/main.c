@@ -16,8 +16,11 @@ static const subcommand subcommands[] = {
     {"kernel", app_kernel, "kernel -f CONNECTION_FILE   run as a Jupyter kernel"},
     {"run", app_run, "run FILE.lens | NOTEBOOK.ipynb [-o OUT.ipynb]   run lens code headless"},
     {"install", app_install, "install [--user | --prefix DIR]   install the Jupyter kernelspec"},
+    {"grade", app_grade, "grade SUBMISSIONS_DIR [--timeout S]   gradebook of student notebooks"},
     {"train-builtin", app_train_builtin,
      "train-builtin --out FILE [--seed N] [--epochs E]   retrain the built-in fashion model"},
+    {"probe", app_probe, NULL}, /* hidden: engine debugging, driven by tests/py/test_parity*.py */
+    {"io-probe", app_ioprobe, NULL}, /* hidden: file readers and images, for tests/py/test_io*.py */
 };
 
 static void usage(FILE *f)
@@ -27,7 +30,7 @@ static void usage(FILE *f)
             "usage: cnnlens COMMAND [ARGS]\n\ncommands:\n",
             CNNLENS_VERSION);
     for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++)
-        fprintf(f, "  %s\n", subcommands[i].help);
+        if (subcommands[i].help) fprintf(f, "  %s\n", subcommands[i].help);
     fprintf(f, "\n  --help      this text\n  --version   print the version\n\n"
                "Each command takes --help.  In a notebook, type `help` in a cell.\n");
 }

@@ -6,7 +6,11 @@
 int app_kernel(int argc, char **argv);  /* cnnlens kernel -f CONNECTION_FILE */
 int app_install(int argc, char **argv); /* cnnlens install [--user | --prefix DIR] */
 int app_run(int argc, char **argv);     /* cnnlens run FILE.lens | NOTEBOOK.ipynb [-o OUT] */
+int app_grade(int argc, char **argv);   /* cnnlens grade SUBMISSIONS_DIR [--timeout S] */
 int app_train_builtin(int argc, char **argv); /* cnnlens train-builtin --out FILE ... */
+int app_probe(int argc, char **argv);   /* cnnlens probe ... (hidden, for engine tests) */
+
+int app_ioprobe(int argc, char **argv); /* cnnlens io-probe ... (hidden, for io tests) */
 
 /* Absolute path of the running binary (from /proc/self/exe), or argv0. */
 const char *app_self_path(void);

@@ -1,0 +1,929 @@
+/* net — named nodes in topological order; forward keeps every output, backward
+ * runs from any node to any node.  Buffers live in the nodes and are resized
+ * (not reallocated) per pass, so repeated passes allocate nothing. */
+#include "engine/net.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/io/weights.h"
+#include "engine/ops/ops.h"
+
+typedef enum {
+    NK_CONV,
+    NK_MAXPOOL,
+    NK_AVGPOOL,
+    NK_ADAPTIVE,
+    NK_LINEAR,
+    NK_RELU,
+    NK_DROPOUT,
+    NK_FLATTEN,
+    NK_ADD,
+    NK_SOFTMAX,
+    NK_LOGSOFTMAX,
+} net_kind;
+
+static const char *const kind_names[] = {
+    "conv2d",  "maxpool2d", "avgpool2d", "adaptive_avgpool2d", "linear", "relu", "dropout",
+    "flatten", "add",       "softmax",   "log_softmax",
+};
+
+typedef struct node {
+    char *name;
+    net_kind kind;
+    int in[2];
+    int cin, cout, k, stride, pad, oh, ow, bias;
+    char *bn;            /* the batch norm folded into this conv, or NULL */
+    char *wname, *bname; /* "NAME.weight", "NAME.bias" */
+    tn_tensor *w, *b;    /* b exists for every conv and linear (zero without bias) */
+    tn_tensor *gw, *gb;  /* weight gradients, when training */
+    tn_tensor *out, *grad;
+    int32_t *arg; /* max pool winners */
+    int64_t arg_cap;
+    int ndim0; /* output shape for the default input, batch 1 */
+    int64_t shape0[4];
+    unsigned out_gen, grad_gen;
+} node;
+
+typedef struct alias {
+    char *name;
+    int node;
+} alias;
+
+struct net {
+    char *arch;
+    int64_t chw[3];
+    int classes;
+    node *nodes;
+    int count, cap;
+    alias *aliases;
+    int naliases, acap;
+    tn_tensor *input, *in_grad;
+    float *ws;
+    size_t ws_cap;
+    int training;
+    unsigned fwd_gen, bwd_gen, in_grad_gen;
+    cl_err build_err; /* the first failure of a builder call */
+};
+
+/* ---- construction ---- */
+
+static int build_fail(net *m, cl_code code, const char *fmt, const char *name)
+{
+    if (m->build_err.code == CL_OK) cl_err_set(&m->build_err, code, fmt, name);
+    return -1;
+}
+
+net *net_new(const char *arch, int c, int h, int w, int num_classes, cl_err *err)
+{
+    net *m = calloc(1, sizeof *m);
+    if (!m || !(m->arch = strdup(arch))) {
+        free(m);
+        cl_err_set(err, CL_ENOMEM, "out of memory building a model");
+        return NULL;
+    }
+    m->chw[0] = c, m->chw[1] = h, m->chw[2] = w;
+    m->classes = num_classes;
+    return m;
+}
+
+static int valid_input(const net *m, int in)
+{
+    return in >= NET_INPUT && in < m->count;
+}
+
+static node *new_node(net *m, const char *name, net_kind kind, int in0, int in1)
+{
+    if (m->build_err.code != CL_OK) return NULL;
+    if (!valid_input(m, in0) || (kind == NK_ADD && !valid_input(m, in1))) {
+        build_fail(m, CL_EINVAL, "node '%s' reads a node that does not exist", name);
+        return NULL;
+    }
+    if (m->count == m->cap) {
+        int cap = m->cap ? 2 * m->cap : 64;
+        node *nn = realloc(m->nodes, (size_t)cap * sizeof *nn);
+        if (!nn) {
+            build_fail(m, CL_ENOMEM, "out of memory adding node '%s'", name);
+            return NULL;
+        }
+        m->nodes = nn, m->cap = cap;
+    }
+    node *n = &m->nodes[m->count];
+    memset(n, 0, sizeof *n);
+    n->name = strdup(name);
+    n->out = tn_new1(0, NULL);
+    n->grad = tn_new1(0, NULL);
+    if (!n->name || !n->out || !n->grad) {
+        free(n->name), tn_free(n->out), tn_free(n->grad);
+        build_fail(m, CL_ENOMEM, "out of memory adding node '%s'", name);
+        return NULL;
+    }
+    n->kind = kind, n->in[0] = in0, n->in[1] = in1;
+    m->count++;
+    return n;
+}
+
+static int add_params(net *m, node *n, const int64_t *wshape, int wdim, int64_t bn)
+{
+    size_t len = strlen(n->name) + 8;
+    n->w = tn_new(wdim, wshape, NULL);
+    n->b = tn_new1(bn, NULL);
+    n->wname = malloc(len), n->bname = malloc(len);
+    if (!n->w || !n->b || !n->wname || !n->bname)
+        return build_fail(m, CL_ENOMEM, "out of memory for the weights of '%s'", n->name);
+    snprintf(n->wname, len, "%s.weight", n->name);
+    snprintf(n->bname, len, "%s.bias", n->name);
+    return 0;
+}
+
+int net_add_conv(net *m, const char *name, int in, int cin, int cout, int k, int stride, int pad,
+                 int bias)
+{
+    node *n = new_node(m, name, NK_CONV, in, -1);
+    if (!n) return -1;
+    n->cin = cin, n->cout = cout, n->k = k, n->stride = stride, n->pad = pad, n->bias = bias;
+    if (cin <= 0 || cout <= 0 || k <= 0 || stride <= 0 || pad < 0)
+        return build_fail(m, CL_EINVAL, "conv '%s' has a bad shape", name);
+    int64_t ws[4] = {cout, cin, k, k};
+    if (add_params(m, n, ws, 4, cout)) return -1;
+    return m->count - 1;
+}
+
+int net_add_bn(net *m, const char *name, int conv)
+{
+    if (m->build_err.code != CL_OK) return -1;
+    if (conv < 0 || conv >= m->count || m->nodes[conv].kind != NK_CONV || m->nodes[conv].bn)
+        return build_fail(m, CL_EINVAL, "batch norm '%s' must follow a conv", name);
+    if (!(m->nodes[conv].bn = strdup(name)))
+        return build_fail(m, CL_ENOMEM, "out of memory adding '%s'", name);
+    return net_alias(m, name, conv) < 0 ? -1 : conv;
+}
+
+static int add_simple(net *m, const char *name, net_kind kind, int in)
+{
+    return new_node(m, name, kind, in, -1) ? m->count - 1 : -1;
+}
+
+int net_add_relu(net *m, const char *name, int in)
+{
+    return add_simple(m, name, NK_RELU, in);
+}
+
+int net_add_dropout(net *m, const char *name, int in)
+{
+    return add_simple(m, name, NK_DROPOUT, in);
+}
+
+int net_add_flatten(net *m, const char *name, int in)
+{
+    return add_simple(m, name, NK_FLATTEN, in);
+}
+
+int net_add_softmax(net *m, const char *name, int in, int log_softmax)
+{
+    return add_simple(m, name, log_softmax ? NK_LOGSOFTMAX : NK_SOFTMAX, in);
+}
+
+static int add_pool(net *m, const char *name, net_kind kind, int in, int k, int stride, int pad)
+{
+    node *n = new_node(m, name, kind, in, -1);
+    if (!n) return -1;
+    if (k <= 0 || stride <= 0 || pad < 0 || 2 * pad > k)
+        return build_fail(m, CL_EINVAL, "pool '%s' has a bad window", name);
+    n->k = k, n->stride = stride, n->pad = pad;
+    return m->count - 1;
+}
+
+int net_add_maxpool(net *m, const char *name, int in, int k, int stride, int pad)
+{
+    return add_pool(m, name, NK_MAXPOOL, in, k, stride, pad);
+}
+
+int net_add_avgpool(net *m, const char *name, int in, int k, int stride, int pad)
+{
+    return add_pool(m, name, NK_AVGPOOL, in, k, stride, pad);
+}
+
+int net_add_adaptive_avgpool(net *m, const char *name, int in, int oh, int ow)
+{
+    node *n = new_node(m, name, NK_ADAPTIVE, in, -1);
+    if (!n) return -1;
+    if (oh <= 0 || ow <= 0) return build_fail(m, CL_EINVAL, "pool '%s' has a bad size", name);
+    n->oh = oh, n->ow = ow;
+    return m->count - 1;
+}
+
+int net_add_linear(net *m, const char *name, int in, int nin, int nout, int bias)
+{
+    node *n = new_node(m, name, NK_LINEAR, in, -1);
+    if (!n) return -1;
+    n->cin = nin, n->cout = nout, n->bias = bias;
+    if (nin <= 0 || nout <= 0) return build_fail(m, CL_EINVAL, "linear '%s' has a bad shape", name);
+    int64_t ws[2] = {nout, nin};
+    if (add_params(m, n, ws, 2, nout)) return -1;
+    return m->count - 1;
+}
+
+int net_add_add(net *m, const char *name, int a, int b)
+{
+    return new_node(m, name, NK_ADD, a, b) ? m->count - 1 : -1;
+}
+
+int net_alias(net *m, const char *name, int node_index)
+{
+    if (m->build_err.code != CL_OK) return -1;
+    if (node_index < 0 || node_index >= m->count)
+        return build_fail(m, CL_EINVAL, "alias '%s' names no node", name);
+    if (m->naliases == m->acap) {
+        int cap = m->acap ? 2 * m->acap : 32;
+        alias *na = realloc(m->aliases, (size_t)cap * sizeof *na);
+        if (!na) return build_fail(m, CL_ENOMEM, "out of memory adding alias '%s'", name);
+        m->aliases = na, m->acap = cap;
+    }
+    char *copy = strdup(name);
+    if (!copy) return build_fail(m, CL_ENOMEM, "out of memory adding alias '%s'", name);
+    m->aliases[m->naliases].name = copy;
+    m->aliases[m->naliases].node = node_index;
+    m->naliases++;
+    return node_index;
+}
+
+/* ---- shapes ---- */
+
+static const tn_tensor *input_of(const net *m, int j)
+{
+    return j < 0 ? m->input : m->nodes[j].out;
+}
+
+/* The output shape of node i given its input shape(s); an error a student can
+ * act on when the input does not fit. */
+static int out_shape(const net *m, int i, int ndim, const int64_t *s, const int64_t *s2, int *ondim,
+                     int64_t *o, cl_err *err)
+{
+    const node *n = &m->nodes[i];
+    char buf[96];
+    int spatial = n->kind == NK_CONV || n->kind == NK_MAXPOOL || n->kind == NK_AVGPOOL ||
+                  n->kind == NK_ADAPTIVE;
+    if (spatial && ndim != 4)
+        return cl_err_set(err, CL_EINVAL, "layer '%s' needs a 4-d input, got %s", n->name,
+                          tn_shape_str_raw(ndim, s, buf, sizeof buf));
+    *ondim = ndim;
+    for (int d = 0; d < ndim; d++) o[d] = s[d];
+    switch (n->kind) {
+    case NK_CONV:
+        if (s[1] != n->cin)
+            return cl_err_set(err, CL_EINVAL, "layer '%s' takes %d channels, got %s", n->name,
+                              n->cin, tn_shape_str_raw(ndim, s, buf, sizeof buf));
+        o[1] = n->cout;
+        /* fall through */
+    case NK_MAXPOOL:
+    case NK_AVGPOOL:
+        o[2] = op_conv_out(s[2], n->k, n->stride, n->pad);
+        o[3] = op_conv_out(s[3], n->k, n->stride, n->pad);
+        if (o[2] <= 0 || o[3] <= 0)
+            return cl_err_set(err, CL_EINVAL,
+                              "the input is too small for %s: layer '%s' gets %lldx%lld pixels "
+                              "and needs at least %dx%d",
+                              m->arch, n->name, (long long)s[2], (long long)s[3], n->k, n->k);
+        return 0;
+    case NK_ADAPTIVE:
+        o[2] = n->oh, o[3] = n->ow;
+        return 0;
+    case NK_FLATTEN:
+        *ondim = 2;
+        for (int d = 2; d < ndim; d++) o[1] *= s[d];
+        return 0;
+    case NK_LINEAR:
+        if (ndim != 2 || s[1] != n->cin)
+            return cl_err_set(err, CL_EINVAL,
+                              "layer '%s' takes %d features, got %s (is the input image the "
+                              "size %s was built for, %lldx%lld?)",
+                              n->name, n->cin, tn_shape_str_raw(ndim, s, buf, sizeof buf), m->arch,
+                              (long long)m->chw[1], (long long)m->chw[2]);
+        o[1] = n->cout;
+        return 0;
+    case NK_SOFTMAX:
+    case NK_LOGSOFTMAX:
+        if (ndim != 2) return cl_err_set(err, CL_EINVAL, "layer '%s' needs [N, K] scores", n->name);
+        return 0;
+    case NK_ADD:
+        for (int d = 0; d < ndim; d++)
+            if (s[d] != s2[d])
+                return cl_err_set(err, CL_EINVAL, "layer '%s' adds tensors of different shapes",
+                                  n->name);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static int node_out_shape(const net *m, int i, int *ondim, int64_t *o, cl_err *err)
+{
+    const node *n = &m->nodes[i];
+    const tn_tensor *a = input_of(m, n->in[0]);
+    const tn_tensor *b = n->kind == NK_ADD ? input_of(m, n->in[1]) : a;
+    if (n->kind == NK_ADD && a->ndim != b->ndim)
+        return cl_err_set(err, CL_EINVAL, "layer '%s' adds tensors of different shapes", n->name);
+    return out_shape(m, i, a->ndim, a->shape, b->shape, ondim, o, err);
+}
+
+/* Makes every node's output the right size for the current input, and the
+ * scratch buffers big enough. */
+static int prepare_buffers(net *m, cl_err *err)
+{
+    size_t ws = 0;
+    for (int i = 0; i < m->count; i++) {
+        node *n = &m->nodes[i];
+        int ndim;
+        int64_t o[4];
+        if (node_out_shape(m, i, &ndim, o, err)) return -1;
+        if (tn_resize(n->out, ndim, o, err)) return -1;
+        if (n->kind == NK_CONV) {
+            op_conv c = {n->cin, n->cout, n->k, n->stride, n->pad};
+            const tn_tensor *x = input_of(m, n->in[0]);
+            size_t need = op_conv2d_workspace(&c, x->shape[2], x->shape[3]);
+            if (need > ws) ws = need;
+        }
+        if (n->kind == NK_MAXPOOL && tn_numel(n->out) > n->arg_cap) {
+            tn_dealloc(n->arg);
+            n->arg_cap = tn_numel(n->out);
+            if (!(n->arg = tn_alloc((size_t)n->arg_cap * sizeof *n->arg))) {
+                n->arg_cap = 0;
+                return cl_err_set(err, CL_ENOMEM, "out of memory for layer '%s'", n->name);
+            }
+        }
+    }
+    if (ws > m->ws_cap) {
+        tn_dealloc(m->ws);
+        m->ws_cap = 0;
+        if (!(m->ws = tn_alloc(ws * sizeof *m->ws)))
+            return cl_err_set(err, CL_ENOMEM, "out of memory for the conv scratch buffer");
+        m->ws_cap = ws;
+    }
+    return 0;
+}
+
+/* ---- forward ---- */
+
+static void node_forward(net *m, node *n)
+{
+    const tn_tensor *x = input_of(m, n->in[0]);
+    float *y = n->out->data;
+    int64_t cnt = tn_numel(x);
+    switch (n->kind) {
+    case NK_CONV: {
+        op_conv c = {n->cin, n->cout, n->k, n->stride, n->pad};
+        op_conv2d_forward(&c, x->shape[0], x->shape[2], x->shape[3], x->data, n->w->data,
+                          n->b->data, y, m->ws);
+        break;
+    }
+    case NK_MAXPOOL: {
+        op_pool p = {n->k, n->stride, n->pad};
+        op_maxpool_forward(&p, x->shape[0] * x->shape[1], x->shape[2], x->shape[3], x->data, y,
+                           n->arg);
+        break;
+    }
+    case NK_AVGPOOL: {
+        op_pool p = {n->k, n->stride, n->pad};
+        op_avgpool_forward(&p, x->shape[0] * x->shape[1], x->shape[2], x->shape[3], x->data, y);
+        break;
+    }
+    case NK_ADAPTIVE:
+        op_adaptive_avgpool_forward(x->shape[0] * x->shape[1], x->shape[2], x->shape[3], n->oh,
+                                    n->ow, x->data, y);
+        break;
+    case NK_LINEAR:
+        op_linear_forward(x->shape[0], n->cin, n->cout, x->data, n->w->data, n->b->data, y);
+        break;
+    case NK_RELU:
+        op_relu_forward(cnt, x->data, y);
+        break;
+    case NK_ADD:
+        op_add_forward(cnt, x->data, input_of(m, n->in[1])->data, y);
+        break;
+    case NK_SOFTMAX:
+        op_softmax_forward(x->shape[0], x->shape[1], x->data, y);
+        break;
+    case NK_LOGSOFTMAX:
+        op_log_softmax_forward(x->shape[0], x->shape[1], x->data, y);
+        break;
+    default:
+        op_copy_forward(cnt, x->data, y);
+        break;
+    }
+}
+
+int net_forward(net *m, const tn_tensor *x, cl_err *err)
+{
+    char buf[96];
+    if (x->ndim != 4 || x->shape[1] != m->chw[0] || x->shape[0] < 1)
+        return cl_err_set(err, CL_EINVAL, "%s takes [N, %lld, H, W] images, got a %s tensor",
+                          m->arch, (long long)m->chw[0], tn_shape_str(x, buf, sizeof buf));
+    if (!tn_is_contiguous(x)) return cl_err_set(err, CL_EINVAL, "the input must be contiguous");
+    if (!m->input && !(m->input = tn_new1(0, err))) return -1;
+    if (tn_resize(m->input, 4, x->shape, err) || tn_copy(m->input, x, err)) return -1;
+    m->fwd_gen++, m->bwd_gen++; /* old gradients belong to the old input */
+    if (prepare_buffers(m, err)) return -1;
+    for (int i = 0; i < m->count; i++) {
+        node_forward(m, &m->nodes[i]);
+        m->nodes[i].out_gen = m->fwd_gen;
+    }
+    return 0;
+}
+
+/* ---- backward ---- */
+
+static op_relu_rule relu_rule(net_relu_rule r)
+{
+    return r == NET_RELU_GUIDED   ? OP_RELU_GUIDED
+           : r == NET_RELU_DECONV ? OP_RELU_DECONV
+                                  : OP_RELU_PLAIN;
+}
+
+/* Points *dx at the gradient buffer of input j if backward should reach it
+ * (j >= to), sized like j's output, else at NULL; *acc says whether the buffer
+ * already holds a partial sum from another consumer. */
+static int grad_target(net *m, int j, int to, float **dx, int *acc, cl_err *err)
+{
+    *dx = NULL;
+    if (j < to) return 0;
+    tn_tensor *g;
+    unsigned *gen;
+    if (j < 0) {
+        if (!m->in_grad && !(m->in_grad = tn_new1(0, err))) return -1;
+        g = m->in_grad, gen = &m->in_grad_gen;
+        if (tn_resize(g, m->input->ndim, m->input->shape, err)) return -1;
+    } else {
+        g = m->nodes[j].grad, gen = &m->nodes[j].grad_gen;
+        if (tn_resize(g, m->nodes[j].out->ndim, m->nodes[j].out->shape, err)) return -1;
+    }
+    *acc = *gen == m->bwd_gen;
+    *gen = m->bwd_gen;
+    *dx = g->data;
+    return 0;
+}
+
+static int node_backward(net *m, node *n, int to, op_relu_rule rule, cl_err *err)
+{
+    const tn_tensor *x = input_of(m, n->in[0]);
+    const float *dy = n->grad->data;
+    int64_t cnt = tn_numel(x);
+    int acc = 0;
+    float *dx, *dx2;
+    if (grad_target(m, n->in[0], to, &dx, &acc, err)) return -1;
+    int train = m->training && n->gw;
+    switch (n->kind) {
+    case NK_CONV: {
+        op_conv c = {n->cin, n->cout, n->k, n->stride, n->pad};
+        if (dx || train)
+            op_conv2d_backward(&c, x->shape[0], x->shape[2], x->shape[3], x->data, n->w->data, dy,
+                               dx, acc, train ? n->gw->data : NULL, train ? n->gb->data : NULL,
+                               m->ws);
+        break;
+    }
+    case NK_LINEAR:
+        if (dx || train)
+            op_linear_backward(x->shape[0], n->cin, n->cout, x->data, n->w->data, dy, dx, acc,
+                               train ? n->gw->data : NULL, train ? n->gb->data : NULL);
+        break;
+    case NK_MAXPOOL: {
+        op_pool p = {n->k, n->stride, n->pad};
+        if (dx)
+            op_maxpool_backward(&p, x->shape[0] * x->shape[1], x->shape[2], x->shape[3], dy, n->arg,
+                                dx, acc);
+        break;
+    }
+    case NK_AVGPOOL: {
+        op_pool p = {n->k, n->stride, n->pad};
+        if (dx)
+            op_avgpool_backward(&p, x->shape[0] * x->shape[1], x->shape[2], x->shape[3], dy, dx,
+                                acc);
+        break;
+    }
+    case NK_ADAPTIVE:
+        if (dx)
+            op_adaptive_avgpool_backward(x->shape[0] * x->shape[1], x->shape[2], x->shape[3], n->oh,
+                                         n->ow, dy, dx, acc);
+        break;
+    case NK_RELU:
+        if (dx) op_relu_backward(cnt, x->data, dy, dx, acc, rule);
+        break;
+    case NK_SOFTMAX:
+        if (dx) op_softmax_backward(x->shape[0], x->shape[1], n->out->data, dy, dx, acc);
+        break;
+    case NK_LOGSOFTMAX:
+        if (dx) op_log_softmax_backward(x->shape[0], x->shape[1], n->out->data, dy, dx, acc);
+        break;
+    case NK_ADD: {
+        if (dx) op_pass_backward(cnt, dy, dx, acc);
+        if (grad_target(m, n->in[1], to, &dx2, &acc, err)) return -1;
+        if (dx2) op_pass_backward(cnt, dy, dx2, acc);
+        break;
+    }
+    default:
+        if (dx) op_pass_backward(cnt, dy, dx, acc);
+        break;
+    }
+    return 0;
+}
+
+int net_backward(net *m, int from, const tn_tensor *grad, int to, net_relu_rule rule, cl_err *err)
+{
+    char a[96], b[96];
+    if (from < 0 || from >= m->count || m->nodes[from].out_gen != m->fwd_gen || !m->fwd_gen)
+        return cl_err_set(err, CL_EINVAL, "run the model forward before asking for gradients");
+    if (to < NET_INPUT || to > from)
+        return cl_err_set(err, CL_EINVAL,
+                          "the gradient can only flow from layer '%s' back to an earlier layer",
+                          m->nodes[from].name);
+    node *top = &m->nodes[from];
+    if (tn_numel(grad) != tn_numel(top->out))
+        return cl_err_set(err, CL_EINVAL, "the gradient for '%s' must have shape %s, not %s",
+                          top->name, tn_shape_str(top->out, a, sizeof a),
+                          tn_shape_str(grad, b, sizeof b));
+    m->bwd_gen++;
+    if (tn_resize(top->grad, top->out->ndim, top->out->shape, err)) return -1;
+    memcpy(top->grad->data, grad->data, (size_t)tn_numel(grad) * sizeof(float));
+    top->grad_gen = m->bwd_gen;
+    op_relu_rule r = relu_rule(rule);
+    for (int i = from; i > to && i >= 0; i--) {
+        node *n = &m->nodes[i];
+        if (n->grad_gen != m->bwd_gen) continue; /* not on a path from `from` */
+        if (node_backward(m, n, to, r, err)) return -1;
+    }
+    return 0;
+}
+
+/* ---- accessors ---- */
+
+int net_node_count(const net *m)
+{
+    return m->count;
+}
+
+static int64_t node_params(const node *n)
+{
+    if (!n->w) return 0;
+    int64_t p = tn_numel(n->w) + (n->bias ? n->cout : 0);
+    return p + (n->bn ? 2 * (int64_t)n->cout : 0); /* gamma and beta */
+}
+
+int net_node_info_get(const net *m, int i, net_node_info *out)
+{
+    if (i < 0 || i >= m->count) return -1;
+    const node *n = &m->nodes[i];
+    out->name = n->name;
+    out->type = n->bn ? "conv2d+bn" : kind_names[n->kind];
+    out->ndim = n->ndim0;
+    for (int d = 0; d < 4; d++) out->shape[d] = n->shape0[d];
+    out->params = node_params(n);
+    return 0;
+}
+
+const char *net_arch(const net *m)
+{
+    return m->arch;
+}
+
+void net_input_shape(const net *m, int64_t chw[3])
+{
+    for (int i = 0; i < 3; i++) chw[i] = m->chw[i];
+}
+
+int net_num_classes(const net *m)
+{
+    return m->classes;
+}
+
+int64_t net_param_count(const net *m)
+{
+    int64_t s = 0;
+    for (int i = 0; i < m->count; i++) s += node_params(&m->nodes[i]);
+    return s;
+}
+
+const tn_tensor *net_output(const net *m)
+{
+    return m->count ? net_node_output(m, m->count - 1) : NULL;
+}
+
+const tn_tensor *net_node_output(const net *m, int i)
+{
+    if (i < 0 || i >= m->count || !m->fwd_gen || m->nodes[i].out_gen != m->fwd_gen) return NULL;
+    return m->nodes[i].out;
+}
+
+const tn_tensor *net_node_grad(const net *m, int i)
+{
+    if (i < 0 || i >= m->count || m->nodes[i].grad_gen != m->bwd_gen || !m->bwd_gen) return NULL;
+    return m->nodes[i].grad;
+}
+
+const tn_tensor *net_input_grad(const net *m)
+{
+    return m->in_grad && m->in_grad_gen == m->bwd_gen && m->bwd_gen ? m->in_grad : NULL;
+}
+
+/* ---- names ---- */
+
+/* Compares names with '_' and '.' taken as equal, so "features_11" finds
+ * "features.11". */
+static int same_name(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        char x = *a == '_' ? '.' : *a, y = *b == '_' ? '.' : *b;
+        if (x != y) return 0;
+    }
+    return *a == *b;
+}
+
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) return 99;
+    int row[64];
+    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int up = row[j];
+            int sub = diag +
+                      !(a[i - 1] == b[j - 1] || (strchr("._", a[i - 1]) && strchr("._", b[j - 1])));
+            int best = up + 1 < row[j - 1] + 1 ? up + 1 : row[j - 1] + 1;
+            row[j] = sub < best ? sub : best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* Among names equally far away, the one whose first differing character is
+ * nearest ("layer5" suggests "layer4", not "layer1"). */
+static int tie_break(const char *a, const char *b)
+{
+    while (*a && *a == *b) a++, b++;
+    int d = (unsigned char)*a - (unsigned char)*b;
+    return d < 0 ? -d : d;
+}
+
+int net_find(const net *m, const char *name, cl_err *err)
+{
+    for (int i = 0; i < m->count; i++)
+        if (same_name(m->nodes[i].name, name)) return i;
+    for (int i = 0; i < m->naliases; i++)
+        if (same_name(m->aliases[i].name, name)) return m->aliases[i].node;
+    const char *best = NULL;
+    int bd = 1 << 30, btie = 0;
+    for (int i = 0; i < m->count + m->naliases; i++) {
+        const char *c = i < m->count ? m->nodes[i].name : m->aliases[i - m->count].name;
+        int d = edit_distance(name, c), tie = tie_break(name, c);
+        if (d < bd || (d == bd && tie < btie)) bd = d, btie = tie, best = c;
+    }
+    if (best && bd <= 3 + (int)strlen(name) / 3)
+        cl_err_set(err, CL_ENAME, "unknown layer '%s' — did you mean '%s'?", name, best);
+    else
+        cl_err_set(err, CL_ENAME, "unknown layer '%s' (type `layers` to list the layers of %s)",
+                   name, m->arch);
+    return -1;
+}
+
+/* ---- parameters ---- */
+
+void net_set_training(net *m, int training)
+{
+    m->training = training;
+    if (!training) return;
+    for (int i = 0; i < m->count; i++) {
+        node *n = &m->nodes[i];
+        if (!n->w || n->gw) continue;
+        n->gw = tn_new(n->w->ndim, n->w->shape, NULL);
+        n->gb = tn_new1(n->cout, NULL);
+        if (!n->gw || !n->gb) {
+            /* Without memory for gradients the net stays in inference mode. */
+            tn_free(n->gw), tn_free(n->gb);
+            n->gw = n->gb = NULL;
+            m->training = 0;
+            return;
+        }
+    }
+}
+
+int net_param_tensors(const net *m)
+{
+    int c = 0;
+    for (int i = 0; i < m->count; i++)
+        if (m->nodes[i].w) c += 1 + (m->nodes[i].bias || m->nodes[i].bn);
+    return c;
+}
+
+int net_param_get(net *m, int idx, net_param *out)
+{
+    for (int i = 0; i < m->count; i++) {
+        node *n = &m->nodes[i];
+        if (!n->w) continue;
+        int k = 1 + (n->bias || n->bn);
+        if (idx >= k) {
+            idx -= k;
+            continue;
+        }
+        out->name = idx == 0 ? n->wname : n->bname;
+        out->value = idx == 0 ? n->w : n->b;
+        out->grad = idx == 0 ? n->gw : n->gb;
+        return 0;
+    }
+    return -1;
+}
+
+void net_zero_grad(net *m)
+{
+    for (int i = 0; i < m->count; i++) {
+        if (m->nodes[i].gw) tn_zero(m->nodes[i].gw);
+        if (m->nodes[i].gb) tn_zero(m->nodes[i].gb);
+    }
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static float uniform(uint64_t *s, float bound)
+{
+    return (float)((double)(splitmix(s) >> 11) / 9007199254740992.0 * 2.0 - 1.0) * bound;
+}
+
+void net_init_params(net *m, uint64_t seed)
+{
+    uint64_t s = seed;
+    for (int i = 0; i < m->count; i++) {
+        node *n = &m->nodes[i];
+        if (!n->w) continue;
+        float bound = 1.0f / sqrtf((float)(tn_numel(n->w) / n->cout));
+        for (int64_t j = 0; j < tn_numel(n->w); j++) n->w->data[j] = uniform(&s, bound);
+        for (int64_t j = 0; j < n->cout; j++) n->b->data[j] = n->bias ? uniform(&s, bound) : 0.0f;
+    }
+}
+
+int net_finish(net *m, uint64_t seed, cl_err *err)
+{
+    if (m->build_err.code != CL_OK) {
+        if (err) *err = m->build_err;
+        return -1;
+    }
+    if (!m->count) return cl_err_set(err, CL_EINVAL, "a model needs at least one layer");
+    int64_t s[4] = {1, m->chw[0], m->chw[1], m->chw[2]};
+    if (!(m->input = tn_new(4, s, err))) return -1;
+    for (int i = 0; i < m->count; i++) {
+        node *n = &m->nodes[i];
+        if (node_out_shape(m, i, &n->ndim0, n->shape0, err)) return -1;
+        /* A zero-sized stand-in carrying the shape, for the next node's check. */
+        n->out->ndim = n->ndim0;
+        for (int d = 0; d < n->ndim0; d++) n->out->shape[d] = n->shape0[d];
+    }
+    for (int i = 0; i < m->count; i++) {
+        int64_t z = 0;
+        if (tn_resize(m->nodes[i].out, 1, &z, err)) return -1;
+    }
+    net_init_params(m, seed);
+    return 0;
+}
+
+/* ---- weights ---- */
+
+static const tn_tensor *dict_get(const wt_dict *w, const char *name)
+{
+    for (size_t i = 0; i < w->count; i++)
+        if (!strcmp(w->items[i].name, name)) return w->items[i].t;
+    return NULL;
+}
+
+/* Calls fn for every key the architecture expects, in state_dict order,
+ * until fn returns non-zero (then returns 1). */
+static int for_each_key(const net *m,
+                        int (*fn)(void *, const char *, const char *, int, const int64_t *),
+                        void *ctx)
+{
+    static const char *const bn_keys[] = {"weight", "bias", "running_mean", "running_var"};
+    for (int i = 0; i < m->count; i++) {
+        const node *n = &m->nodes[i];
+        if (!n->w) continue;
+        int64_t c = n->cout;
+        if (fn(ctx, n->name, "weight", n->w->ndim, n->w->shape)) return 1;
+        if (n->bias && fn(ctx, n->name, "bias", 1, &c)) return 1;
+        for (int k = 0; n->bn && k < 4; k++)
+            if (fn(ctx, n->bn, bn_keys[k], 1, &c)) return 1;
+    }
+    return 0;
+}
+
+typedef struct check_ctx {
+    const wt_dict *w;
+    cl_err *err;
+    const char *arch;
+} check_ctx;
+
+static int check_key(void *vc, const char *prefix, const char *leaf, int ndim, const int64_t *shape)
+{
+    check_ctx *c = vc;
+    char key[256], a[96], b[96];
+    snprintf(key, sizeof key, "%s.%s", prefix, leaf);
+    const tn_tensor *t = dict_get(c->w, key);
+    if (!t)
+        return cl_err_set(c->err, CL_EFORMAT,
+                          "the weights file has no '%s', which %s needs (is it a state_dict of "
+                          "another model?)",
+                          key, c->arch);
+    int same = t->ndim == ndim;
+    for (int d = 0; same && d < ndim; d++) same = t->shape[d] == shape[d];
+    if (!same)
+        return cl_err_set(c->err, CL_EFORMAT, "%s: file has %s, model needs %s", key,
+                          tn_shape_str(t, a, sizeof a), tn_shape_str_raw(ndim, shape, b, sizeof b));
+    return 0;
+}
+
+static int is_known_extra(const net *m, const char *key)
+{
+    /* BatchNorm's step counter is in every torchvision state_dict and means
+     * nothing at inference. */
+    const char *dot = strrchr(key, '.');
+    if (!dot || strcmp(dot, ".num_batches_tracked")) return 0;
+    for (int i = 0; i < m->count; i++)
+        if (m->nodes[i].bn && !strncmp(key, m->nodes[i].bn, (size_t)(dot - key)) &&
+            m->nodes[i].bn[dot - key] == 0)
+            return 1;
+    return 0;
+}
+
+/* Stops the walk (returns 1) at the expected key equal to ctx. */
+static int same_key(void *ctx, const char *prefix, const char *leaf, int ndim, const int64_t *shape)
+{
+    const char *key = ctx;
+    size_t lp = strlen(prefix);
+    (void)ndim, (void)shape;
+    return !strncmp(key, prefix, lp) && key[lp] == '.' && !strcmp(key + lp + 1, leaf);
+}
+
+static void load_node(node *n, const wt_dict *w)
+{
+    char key[256];
+    snprintf(key, sizeof key, "%s.weight", n->name);
+    memcpy(n->w->data, dict_get(w, key)->data, (size_t)tn_numel(n->w) * sizeof(float));
+    if (n->bias) {
+        snprintf(key, sizeof key, "%s.bias", n->name);
+        memcpy(n->b->data, dict_get(w, key)->data, (size_t)n->cout * sizeof(float));
+    } else {
+        tn_zero(n->b);
+    }
+    if (!n->bn) return;
+    const float *bn[4];
+    static const char *const leaves[] = {"weight", "bias", "running_mean", "running_var"};
+    for (int k = 0; k < 4; k++) {
+        snprintf(key, sizeof key, "%s.%s", n->bn, leaves[k]);
+        bn[k] = dict_get(w, key)->data;
+    }
+    op_bn_fold(n->cout, tn_numel(n->w) / n->cout, n->w->data, n->b->data, bn[0], bn[1], bn[2],
+               bn[3], 1e-5f);
+}
+
+int net_load_weights(net *m, const wt_dict *w, cl_err *err)
+{
+    for (size_t i = 0; i < w->count; i++)
+        if (!tn_is_contiguous(w->items[i].t))
+            return cl_err_set(err, CL_EFORMAT, "weight '%s' is not contiguous", w->items[i].name);
+    check_ctx c = {w, err, m->arch};
+    if (for_each_key(m, check_key, &c)) return -1;
+    for (size_t i = 0; i < w->count; i++) {
+        const char *key = w->items[i].name;
+        if (!is_known_extra(m, key) && !for_each_key(m, same_key, (void *)key))
+            return cl_err_set(err, CL_EFORMAT, "the weights file has '%s', which is not part of %s",
+                              key, m->arch);
+    }
+    for (int i = 0; i < m->count; i++)
+        if (m->nodes[i].w) load_node(&m->nodes[i], w);
+    return 0;
+}
+
+/* ---- teardown ---- */
+
+void net_free(net *m)
+{
+    if (!m) return;
+    for (int i = 0; i < m->count; i++) {
+        node *n = &m->nodes[i];
+        free(n->name), free(n->bn), free(n->wname), free(n->bname);
+        tn_free(n->w), tn_free(n->b), tn_free(n->gw), tn_free(n->gb);
+        tn_free(n->out), tn_free(n->grad);
+        tn_dealloc(n->arg);
+    }
+    for (int i = 0; i < m->naliases; i++) free(m->aliases[i].name);
+    free(m->nodes), free(m->aliases), free(m->arch);
+    tn_free(m->input), tn_free(m->in_grad);
+    tn_dealloc(m->ws);
+    free(m);
+}

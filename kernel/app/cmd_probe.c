@@ -1,0 +1,288 @@
+/* cmd_probe — `cnnlens probe`, a hidden debugging subcommand: runs a zoo model
+ * on a .npy input and writes outputs and gradients as .npy files, so tests and
+ * benchmarks can compare the engine with PyTorch without a notebook.
+ *
+ *   cnnlens probe summary ARCH
+ *   cnnlens probe find ARCH NAME
+ *   cnnlens probe run ARCH --input X.npy --out DIR [--weights FILE] [--seed N]
+ *        [--save NODE]... [--grad CLASS [--grad-from NODE] [--grad-to NODE|input]
+ *        [--grad-node NODE]... [--rule plain|guided|deconv] [--train]]
+ *   cnnlens probe bench ARCH --input X.npy [--weights FILE] [--iters N] [--grad-to NODE]
+ *
+ * `run` writes DIR/logits.npy, DIR/node.NAME.npy for each --save,
+ * DIR/grad.NAME.npy for each --grad-node, DIR/grad_input.npy when the gradient
+ * reaches the input, and with --train DIR/wgrad.PARAM.npy for every parameter.
+ * The gradient is seeded with one-hot(CLASS) at --grad-from (default: the
+ * logits) for every image of the batch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "engine/io/npy.h"
+#include "engine/io/weights.h"
+#include "engine/net.h"
+#include "engine/zoo/zoo.h"
+#include "kernel/app/commands.h"
+
+#define PROBE_MAX_NAMES 64
+
+typedef struct probe_opts {
+    const char *arch, *input, *out, *weights, *grad_from, *grad_to, *rule;
+    const char *save[PROBE_MAX_NAMES], *grad_nodes[PROBE_MAX_NAMES];
+    int nsave, ngrad, grad_class, train, iters;
+    unsigned long seed;
+} probe_opts;
+
+static int fail(const cl_err *e)
+{
+    fprintf(stderr, "cnnlens probe: %s\n", e->msg);
+    return 1;
+}
+
+static int parse(int argc, char **argv, probe_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->grad_class = -1, o->iters = 10;
+    if (argc < 1) return -1;
+    o->arch = argv[0];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--train")) {
+            o->train = 1;
+            continue;
+        }
+        if (!v) return -1;
+        i++;
+        if (!strcmp(a, "--input"))
+            o->input = v;
+        else if (!strcmp(a, "--out"))
+            o->out = v;
+        else if (!strcmp(a, "--weights"))
+            o->weights = v;
+        else if (!strcmp(a, "--seed"))
+            o->seed = strtoul(v, NULL, 10);
+        else if (!strcmp(a, "--grad"))
+            o->grad_class = atoi(v);
+        else if (!strcmp(a, "--grad-from"))
+            o->grad_from = v;
+        else if (!strcmp(a, "--grad-to"))
+            o->grad_to = v;
+        else if (!strcmp(a, "--rule"))
+            o->rule = v;
+        else if (!strcmp(a, "--iters"))
+            o->iters = atoi(v);
+        else if (!strcmp(a, "--save") && o->nsave < PROBE_MAX_NAMES)
+            o->save[o->nsave++] = v;
+        else if (!strcmp(a, "--grad-node") && o->ngrad < PROBE_MAX_NAMES)
+            o->grad_nodes[o->ngrad++] = v;
+        else
+            return -1;
+    }
+    return 0;
+}
+
+static net *load_model(const probe_opts *o, cl_err *err)
+{
+    net *m = zoo_build_seeded(o->arch, o->seed, err);
+    if (!m || !o->weights) return m;
+    wt_dict *w = wt_load(o->weights, err);
+    if (!w || net_load_weights(m, w, err)) {
+        wt_free(w);
+        net_free(m);
+        return NULL;
+    }
+    wt_free(w);
+    return m;
+}
+
+static int save_npy(const char *dir, const char *prefix, const char *name, const tn_tensor *t,
+                    cl_err *err)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s%s.npy", dir, prefix, name);
+    if (!t) return cl_err_set(err, CL_EINVAL, "nothing computed for '%s'", name);
+    return npy_write(path, t, err);
+}
+
+static net_relu_rule parse_rule(const char *r)
+{
+    if (r && !strcmp(r, "guided")) return NET_RELU_GUIDED;
+    if (r && !strcmp(r, "deconv")) return NET_RELU_DECONV;
+    return NET_RELU_PLAIN;
+}
+
+/* One-hot(cls) on every image, shaped like node `from`'s output. */
+static tn_tensor *one_hot(const net *m, int from, int cls, cl_err *err)
+{
+    const tn_tensor *y = net_node_output(m, from);
+    tn_tensor *g = tn_new(y->ndim, y->shape, err);
+    if (!g) return NULL;
+    int64_t per = tn_numel(y) / y->shape[0];
+    if (cls < 0 || cls >= per) {
+        tn_free(g);
+        cl_err_set(err, CL_EINVAL, "class %d is out of range [0, %lld)", cls, (long long)per);
+        return NULL;
+    }
+    for (int64_t i = 0; i < y->shape[0]; i++) g->data[i * per + cls] = 1.0f;
+    return g;
+}
+
+static int resolve(const net *m, const char *name, int dflt, cl_err *err)
+{
+    if (!name) return dflt;
+    if (!strcmp(name, "input")) return NET_INPUT;
+    int i = net_find(m, name, err);
+    return i < 0 ? -2 : i;
+}
+
+static int run_backward(net *m, const probe_opts *o, cl_err *err)
+{
+    int from = resolve(m, o->grad_from, net_node_count(m) - 1, err);
+    int to = resolve(m, o->grad_to, NET_INPUT, err);
+    if (from < -1 || to < -1) return -1;
+    tn_tensor *g = one_hot(m, from, o->grad_class, err);
+    if (!g) return -1;
+    if (o->train) net_set_training(m, 1);
+    int rc = net_backward(m, from, g, to, parse_rule(o->rule), err);
+    tn_free(g);
+    if (rc) return -1;
+    if (to == NET_INPUT && save_npy(o->out, "", "grad_input", net_input_grad(m), err)) return -1;
+    for (int i = 0; i < o->ngrad; i++) {
+        int k = net_find(m, o->grad_nodes[i], err);
+        if (k < 0 || save_npy(o->out, "grad.", o->grad_nodes[i], net_node_grad(m, k), err))
+            return -1;
+    }
+    for (int i = 0; o->train && i < net_param_tensors(m); i++) {
+        net_param p;
+        net_param_get(m, i, &p);
+        if (save_npy(o->out, "wgrad.", p.name, p.grad, err)) return -1;
+    }
+    return 0;
+}
+
+static int probe_run(const probe_opts *o, cl_err *err)
+{
+    if (!o->input || !o->out)
+        return cl_err_set(err, CL_EINVAL, "probe run needs --input X.npy and --out DIR");
+    net *m = load_model(o, err);
+    if (!m) return -1;
+    tn_tensor *x = npy_read(o->input, err);
+    int rc = !x || net_forward(m, x, err) || save_npy(o->out, "", "logits", net_output(m), err);
+    for (int i = 0; !rc && i < o->nsave; i++) {
+        int k = net_find(m, o->save[i], err);
+        rc = k < 0 || save_npy(o->out, "node.", o->save[i], net_node_output(m, k), err);
+    }
+    if (!rc && o->grad_class >= 0) rc = run_backward(m, o, err);
+    tn_free(x);
+    net_free(m);
+    return rc ? -1 : 0;
+}
+
+static int probe_summary(const probe_opts *o, cl_err *err)
+{
+    net *m = zoo_build(o->arch, err);
+    if (!m) return -1;
+    char buf[96];
+    for (int i = 0; i < net_node_count(m); i++) {
+        net_node_info info;
+        net_node_info_get(m, i, &info);
+        printf("%s\t%s\t%s\t%lld\n", info.name, info.type,
+               tn_shape_str_raw(info.ndim, info.shape, buf, sizeof buf), (long long)info.params);
+    }
+    printf("total\t\t\t%lld\n", (long long)net_param_count(m));
+    net_free(m);
+    return 0;
+}
+
+static int probe_find(int argc, char **argv, cl_err *err)
+{
+    if (argc < 2) return cl_err_set(err, CL_EINVAL, "usage: cnnlens probe find ARCH NAME");
+    net *m = zoo_build(argv[0], err);
+    if (!m) return -1;
+    int i = net_find(m, argv[1], err);
+    if (i >= 0) {
+        net_node_info info;
+        net_node_info_get(m, i, &info);
+        printf("%d\t%s\n", i, info.name);
+    }
+    net_free(m);
+    return i < 0 ? -1 : 0;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Prints the median forward and forward+backward times (ms) and the peak RSS. */
+static int probe_bench(const probe_opts *o, cl_err *err)
+{
+    net *m = load_model(o, err);
+    if (!m) return -1;
+    tn_tensor *x = o->input ? npy_read(o->input, err) : NULL;
+    int to = -2, n = o->iters > 0 && o->iters <= 1000 ? o->iters : 10, rc = -1;
+    double *fw = calloc((size_t)n, sizeof *fw), *bw = calloc((size_t)n, sizeof *bw);
+    tn_tensor *g = NULL;
+    if (!x || !fw || !bw) goto done;
+    if (o->grad_to && (to = resolve(m, o->grad_to, NET_INPUT, err)) < -1) goto done;
+    if (net_forward(m, x, err)) goto done; /* warm-up: buffers and BLAS threads */
+    if (to >= -1 && !(g = one_hot(m, net_node_count(m) - 1, 0, err))) goto done;
+    if (g && net_backward(m, net_node_count(m) - 1, g, to, NET_RELU_PLAIN, err)) goto done;
+    for (int i = 0; i < n; i++) {
+        double t0 = now_ms();
+        if (net_forward(m, x, err)) goto done;
+        double t1 = now_ms();
+        if (g && net_backward(m, net_node_count(m) - 1, g, to, NET_RELU_PLAIN, err)) goto done;
+        fw[i] = t1 - t0, bw[i] = now_ms() - t0;
+    }
+    qsort(fw, (size_t)n, sizeof *fw, cmp_double);
+    qsort(bw, (size_t)n, sizeof *bw, cmp_double);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("{\"forward_ms\": %.3f, \"forward_backward_ms\": %.3f, \"forward_min_ms\": %.3f, "
+           "\"peak_rss_mib\": %.1f}\n",
+           fw[n / 2], g ? bw[n / 2] : 0.0, fw[0], ru.ru_maxrss / 1024.0);
+    rc = 0;
+done:
+    free(fw), free(bw), tn_free(g), tn_free(x);
+    net_free(m);
+    return rc;
+}
+
+int app_probe(int argc, char **argv)
+{
+    cl_err err = {0};
+    probe_opts o;
+    if (argc < 1) {
+        fprintf(stderr, "usage: cnnlens probe summary|find|run|bench ARCH ...\n");
+        return 2;
+    }
+    const char *cmd = argv[0];
+    if (!strcmp(cmd, "find")) return probe_find(argc - 1, argv + 1, &err) ? fail(&err) : 0;
+    if (parse(argc - 1, argv + 1, &o)) {
+        fprintf(stderr, "cnnlens probe: bad arguments (see kernel/app/cmd_probe.c)\n");
+        return 2;
+    }
+    int rc;
+    if (!strcmp(cmd, "summary"))
+        rc = probe_summary(&o, &err);
+    else if (!strcmp(cmd, "run"))
+        rc = probe_run(&o, &err);
+    else if (!strcmp(cmd, "bench"))
+        rc = probe_bench(&o, &err);
+    else {
+        fprintf(stderr, "cnnlens probe: unknown action '%s'\n", cmd);
+        return 2;
+    }
+    return rc ? fail(&err) : 0;
+}
