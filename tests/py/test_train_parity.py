@@ -1,0 +1,147 @@
+"""Training parity with PyTorch: the gradients of the lecture CNN on one batch,
+and a few optimiser steps (Adam, SGD with momentum, cosine schedule), driven
+through `cnnlens train-builtin`.  Weights go both ways as safetensors."""
+import gzip
+import json
+import os
+import struct
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+class Lecture(nn.Module):
+    """The lecture CNN with the engine's layer names (convs linear, as the slides)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 25, 3)
+        self.conv2 = nn.Conv2d(25, 50, 3)
+        self.dense1 = nn.Linear(1250, 100)
+        self.output = nn.Linear(100, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(self.conv1(x), 2)
+        x = F.max_pool2d(self.conv2(x), 2)
+        return self.output(F.relu(self.dense1(x.flatten(1))))
+
+
+def save_st(path, sd):
+    header, blobs, off = {}, [], 0
+    for k, v in sd.items():
+        b = v.detach().contiguous().float().numpy().astype("<f4").tobytes()
+        header[k] = {"dtype": "F32", "shape": list(v.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def load_st(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + n])
+    out = {}
+    for k, e in header.items():
+        if k == "__metadata__":
+            continue
+        a, b = e["data_offsets"]
+        out[k] = torch.from_numpy(np.frombuffer(raw[8 + n + a : 8 + n + b], "<f4").reshape(e["shape"]).copy())
+    return out
+
+
+def train_images(n):
+    with gzip.open(os.path.join(FASHION, "train-images-idx3-ubyte.gz")) as f:
+        x = np.frombuffer(f.read(16 + n * 784), np.uint8, offset=16)
+    with gzip.open(os.path.join(FASHION, "train-labels-idx1-ubyte.gz")) as f:
+        y = np.frombuffer(f.read(8 + n), np.uint8, offset=8)
+    return torch.from_numpy(x.reshape(n, 1, 28, 28).astype(np.float32) / 255), torch.from_numpy(y.astype(np.int64))
+
+
+def npy(path):
+    return torch.from_numpy(np.load(path))
+
+
+@pytest.fixture()
+def start(tmp_path):
+    torch.manual_seed(3)
+    m = Lecture()
+    path = str(tmp_path / "start.safetensors")
+    save_st(path, m.state_dict())
+    return m, path
+
+
+def run(cnnlens_bin, *args):
+    r = subprocess.run([cnnlens_bin, "train-builtin", *args], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_batch_gradients_match_pytorch(cnnlens_bin, start, tmp_path):
+    m, path = start
+    out = tmp_path / "grads"
+    out.mkdir()
+    run(cnnlens_bin, "--dump-grads", str(out), "--weights", path, "--batch", "48")
+    x, y = train_images(48)
+    loss = F.cross_entropy(m(x), y)
+    loss.backward()
+    assert abs(npy(out / "loss.npy").item() - loss.item()) < 1e-5
+    for name, p in m.named_parameters():
+        g = npy(out / f"{name}.npy")
+        assert g.shape == p.grad.shape, name
+        scale = p.grad.abs().max().item()
+        err = (g - p.grad).abs().max().item()
+        assert err <= 1e-4 * scale + 1e-7, f"{name}: max error {err} (scale {scale})"
+
+
+@pytest.mark.parametrize(
+    "optim,extra",
+    [
+        ("adam", ["--schedule", "constant"]),
+        ("adam", ["--schedule", "cosine"]),
+        ("sgd", ["--schedule", "constant", "--momentum", "0.9", "--lr", "0.05"]),
+    ],
+)
+def test_optimiser_steps_match_pytorch(cnnlens_bin, start, tmp_path, optim, extra):
+    m, path = start
+    out = str(tmp_path / "after.safetensors")
+    steps, batch = 4, 32
+    args = ["--weights", path, "--out", out, "--optim", optim, "--batch", str(batch), "--limit",
+            str(steps * batch), "--no-shuffle", "--no-eval", "--quiet", *extra]
+    run(cnnlens_bin, *args)
+    lr = float(extra[extra.index("--lr") + 1]) if "--lr" in extra else 1e-3
+    if optim == "adam":
+        opt = torch.optim.Adam(m.parameters(), lr=lr)
+    else:
+        opt = torch.optim.SGD(m.parameters(), lr=lr, momentum=0.9)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps) if "cosine" in extra else None
+    x, y = train_images(steps * batch)
+    for s in range(steps):
+        opt.zero_grad()
+        F.cross_entropy(m(x[s * batch : (s + 1) * batch]), y[s * batch : (s + 1) * batch]).backward()
+        opt.step()
+        if sched:
+            sched.step()
+    got = load_st(out)
+    for name, p in m.state_dict().items():
+        diff = (got[name] - p).abs().max().item()
+        assert diff < 2e-5, f"{name}: max difference {diff} after {steps} {optim} steps"
+
+
+def test_a_corrupt_dataset_folder_gives_a_clear_error(cnnlens_bin, tmp_path):
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03" + struct.pack(">III", 10, 28, 28) + b"\x01" * 100)
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01" + struct.pack(">I", 10) + bytes(10))
+    r = subprocess.run([cnnlens_bin, "train-builtin", "--data", str(tmp_path), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "promises 7840 bytes of data but the file has 100" in r.stderr
+    assert "train-images-idx3-ubyte" in r.stderr
