@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "engine/image.h"
@@ -22,11 +21,17 @@
 #include "engine/io/weights.h"
 #include "kernel/app/commands.h"
 
+/* The peak resident size (VmHWM); unlike getrusage's ru_maxrss it starts
+ * afresh at exec, so a parent's size does not leak into the measurement. */
 static long peak_rss_kb(void)
 {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss;
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = strtol(line + 6, NULL, 10);
+    if (f) fclose(f);
+    return kb;
 }
 
 static int fail(const cl_err *err)
