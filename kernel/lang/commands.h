@@ -35,7 +35,7 @@
 #define LA_INT      (1u << 17) /* a number must be a whole number */
 #define LA_FLAG     (1u << 18) /* an option without a value (e.g. `step`) */
 #define LA_NESTED   (1u << 19) /* a verb here starts a nested command: show gradcam x */
-#define LA_EXPR     (1u << 20) /* parsed as a whole comparison (expect) */
+#define LA_EXPR     (1u << 20) /* parsed as a whole expression, operators included */
 #define LA_PATH     (1u << 21) /* a file path (completion offers files) */
 #define LA_LAYER    (1u << 22) /* a layer of the current model (completion) */
 #define LA_CLASS    (1u << 23) /* a class index or label name (completion, lookup) */
@@ -43,6 +43,7 @@
 #define LA_VERB     (1u << 25) /* a verb name (completion after `help`) */
 #define LA_CMP      (1u << 26) /* the kind bit for a comparison node (expect) */
 #define LA_REST     (1u << 27) /* the last positional also takes any further ones (print) */
+#define LA_LAZY     (1u << 28) /* not evaluated before the call: the handler does it (expect) */
 
 #define LC_MAXREST 16
 

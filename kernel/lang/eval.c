@@ -393,8 +393,10 @@ static int bind_option(ev_ctx *E, lc_call *c, int oi, const ps_node *const *k, i
         fail(E, a, CL_EINVAL, "%s: option '%s' is given twice", c->verb->name, spec->name);
         return -1;
     }
-    c->line[oi] = a->line;
-    c->col[oi] = a->col;
+    /* Errors about an option's value point at the value. */
+    const ps_node *val = i + 1 < nk && !(spec->types & LA_FLAG) ? k[i + 1] : a;
+    c->line[oi] = val->line;
+    c->col[oi] = val->col;
     if (spec->types & LA_FLAG) {
         if (!(c->v[oi] = lv_num(1))) return oom(E, a), -1;
         return 1;
@@ -472,7 +474,7 @@ static int bind(ev_ctx *E, lc_call *c, const ps_node *const *k, int nk, lc_call 
                 return unknown_word(E, v, a, outer);
             }
         }
-        if (posi < v->npos && (v->pos[posi].types & LA_EXPR)) {
+        if (posi < v->npos && (v->pos[posi].types & LA_LAZY)) {
             /* The handler evaluates the comparison's sides itself (expect). */
             if (!(c->v[posi] = lv_none())) return oom(E, a), -1;
             c->line[posi] = a->line;
@@ -509,7 +511,7 @@ static int finish_bind(ev_ctx *E, lc_call *c, const ps_node *at)
 {
     const lc_verb *v = c->verb;
     for (int i = 0; i < v->npos; i++) {
-        if (c->v[i] || (v->pos[i].types & (LA_OPTIONAL | LA_EXPR))) continue;
+        if (c->v[i] || (v->pos[i].types & (LA_OPTIONAL | LA_LAZY))) continue;
         if (v->pos[i].def) {
             if (!(c->v[i] = default_value(v->pos[i].def))) return oom(E, at), -1;
             continue;

@@ -473,12 +473,16 @@ static ps_node *parse_command(parser *P, lx_token *verb)
     kids k = {0};
     /* `expect top1 x == 331`: the verb's first argument is a whole comparison. */
     const lc_verb *v = lc_find(verb->str);
-    if (v && v->npos > 0 && (v->pos[0].types & LA_EXPR) && starts_atom(P)) {
+    /* `print "sum:" sum m + 1`: each argument a whole expression. */
+    int exprs = v && v->npos > 0 && (v->pos[0].types & LA_EXPR);
+    int all = exprs && (v->pos[0].types & LA_REST);
+    while (exprs && starts_atom(P)) {
         ps_node *e = parse_expr(P);
         if (!e || kids_push(P, &k, e) < 0) {
             free(k.v);
             return NULL;
         }
+        if (!all) break;
     }
     while (starts_atom(P)) {
         ps_node *a = parse_atom(P);
