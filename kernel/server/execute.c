@@ -23,6 +23,17 @@ typedef struct exec_ctx {
     double since; /* when the batch began */
 } exec_ctx;
 
+/* A new reference to v, or to a new empty object/array when v is NULL. */
+static json_t *ref_or_object(json_t *v)
+{
+    return v ? json_incref(v) : json_object();
+}
+
+static json_t *ref_or_array(json_t *v)
+{
+    return v ? json_incref(v) : json_array();
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -67,8 +78,8 @@ static void out_display(void *ctx, json_t *data, json_t *metadata, const char *d
 {
     exec_ctx *c = ctx;
     flush_stream(c);
-    json_t *content = json_pack("{s:O,s:O,s:{}}", "data", data ? data : json_object(), "metadata",
-                                metadata ? metadata : json_object(), "transient");
+    json_t *content = json_pack("{s:o,s:o,s:{}}", "data", ref_or_object(data), "metadata",
+                                ref_or_object(metadata), "transient");
     if (!content) return;
     if (display_id)
         json_object_set_new(json_object_get(content, "transient"), "display_id",
@@ -151,14 +162,13 @@ static void finish_ok(sv_server *s, void *sock, const kp_msg *req, kn_exec_resul
 {
     if (res->result && !silent)
         sv_publish(s, req, "execute_result",
-                   json_pack("{s:i,s:O,s:O}", "execution_count", s->execution_count, "data",
-                             res->result, "metadata",
-                             res->result_meta ? res->result_meta : json_object()));
+                   json_pack("{s:i,s:O,s:o}", "execution_count", s->execution_count, "data",
+                             res->result, "metadata", ref_or_object(res->result_meta)));
     json_t *exprs = json_object_get(req->content, "user_expressions");
     sv_send_reply(s, sock, req, "execute_reply",
-                  json_pack("{s:s,s:i,s:O,s:o}", "status", "ok", "execution_count",
-                            s->execution_count, "payload",
-                            res->payload ? res->payload : json_array(), "user_expressions",
+                  json_pack("{s:s,s:i,s:o,s:o}", "status", "ok", "execution_count",
+                            s->execution_count, "payload", ref_or_array(res->payload),
+                            "user_expressions",
                             json_is_object(exprs) ? user_expressions(s, exprs) : json_object()));
 }
 
@@ -166,8 +176,7 @@ static void finish_error(sv_server *s, void *sock, const kp_msg *req, kn_exec_re
 {
     const char *ename = res->ename ? res->ename : "Error";
     const char *evalue = res->evalue ? res->evalue : "";
-    json_t *tb = json_is_array(res->traceback) ? res->traceback : json_array();
-    json_incref(tb);
+    json_t *tb = ref_or_array(json_is_array(res->traceback) ? res->traceback : NULL);
     sv_publish(s, req, "error",
                json_pack("{s:s,s:s,s:O}", "ename", ename, "evalue", evalue, "traceback", tb));
     sv_send_reply(s, sock, req, "execute_reply",

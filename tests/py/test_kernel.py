@@ -435,5 +435,9 @@ def test_1000_executes_keep_memory_flat(fresh):
     before = proc.memory_info().rss
     burst(1000)
     after = proc.memory_info().rss
-    assert after - before < 1 << 20, f"resident set grew by {(after - before) / 1024:.0f} KiB"
-    assert after < 16 << 20, f"resident set is {after / 2**20:.1f} MiB"
+    assert km.is_alive()
+    if os.environ.get("CNNLENS_SANITIZE", "0") in ("0", "", "FALSE", "OFF"):
+        # (AddressSanitizer's quarantine holds freed memory on purpose; its
+        # leak checker covers that build instead.)
+        assert after - before < 1 << 20, f"resident set grew by {(after - before) / 1024:.0f} KiB"
+        assert after < 16 << 20, f"resident set is {after / 2**20:.1f} MiB"
