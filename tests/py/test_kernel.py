@@ -441,3 +441,17 @@ def test_1000_executes_keep_memory_flat(fresh):
         # leak checker covers that build instead.)
         assert after - before < 1 << 20, f"resident set grew by {(after - before) / 1024:.0f} KiB"
         assert after < 16 << 20, f"resident set is {after / 2**20:.1f} MiB"
+
+
+def test_ipc_transport(jupyter_path, tmp_path):
+    km = KernelManager(kernel_name="cnnlens", transport="ipc", ip=str(tmp_path / "kernel"))
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=TIMEOUT)
+        assert any(p.name.startswith("kernel-") for p in tmp_path.iterdir())
+        reply, msgs = run(kc, 'print "over ipc"')
+        assert stdout(msgs) == "over ipc\n"
+    finally:
+        stop(km, kc)

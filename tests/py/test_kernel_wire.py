@@ -225,3 +225,22 @@ def test_unknown_message_type_is_ignored(raw):
     _, parts = raw.parts("frobnicate_request", {})
     raw.send(parts)
     raw.good_request_answered()
+
+
+def test_empty_key_means_no_signing(jupyter_path):
+    km = KernelManager(kernel_name="cnnlens")
+    km.session.key = b""
+    km.start_kernel()
+    try:
+        assert km.get_connection_info()["key"] == b""
+        r = Raw(km)
+        msg_id, parts = r.parts("kernel_info_request", {})
+        r.shell.send_multipart([b"<IDS|MSG>", b""] + parts)
+        assert r.shell.poll(TIMEOUT * 1000)
+        frames = r.shell.recv_multipart()
+        i = frames.index(b"<IDS|MSG>")
+        assert frames[i + 1] == b""  # replies are not signed either
+        assert json.loads(frames[i + 3])["msg_id"] == msg_id
+        r.close()
+    finally:
+        km.shutdown_kernel(now=False)
