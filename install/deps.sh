@@ -14,7 +14,7 @@ test_pkgs=(
   python3 python3-pytest python3-numpy
   python3-jupyter-client jupyter-client python3-nbclient python3-nbformat
   jupyter-nbconvert jupyter-notebook python3-jupyter-kernel-test jupyter-console
-  python3-torch python3-torchvision python3-opencv python3-psutil
+  python3-torch python3-torchvision python3-opencv python3-psutil python3-ipykernel
   valgrind
 )
 
