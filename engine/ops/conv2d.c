@@ -11,7 +11,8 @@
 
 int64_t op_conv_out(int64_t in, int k, int stride, int pad)
 {
-    return (in + 2 * (int64_t)pad - k) / stride + 1;
+    int64_t span = in + 2 * (int64_t)pad - k;
+    return span < 0 ? 0 : span / stride + 1; /* C division truncates toward 0 */
 }
 
 static int is_pointwise(const op_conv *c)

@@ -7,7 +7,7 @@
 
 static int64_t pool_out(int64_t in, const op_pool *p)
 {
-    return (in + 2 * (int64_t)p->pad - p->k) / p->stride + 1;
+    return op_conv_out(in, p->k, p->stride, p->pad);
 }
 
 void op_maxpool_forward(const op_pool *p, int64_t nc, int64_t h, int64_t w, const float *x,

@@ -8,6 +8,7 @@
  *        [--save NODE]... [--grad CLASS [--grad-from NODE] [--grad-to NODE|input]
  *        [--grad-node NODE]... [--rule plain|guided|deconv] [--train]]
  *   cnnlens probe bench ARCH --input X.npy [--weights FILE] [--iters N] [--grad-to NODE]
+ *   cnnlens probe sgemm N       (GFLOP/s of an N x N x N cblas_sgemm, best of 5)
  *
  * `run` writes DIR/logits.npy, DIR/node.NAME.npy for each --save,
  * DIR/grad.NAME.npy for each --grad-node, DIR/grad_input.npy when the gradient
@@ -19,6 +20,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+
+#include <cblas.h>
 
 #include "engine/io/npy.h"
 #include "engine/io/weights.h"
@@ -259,6 +262,31 @@ done:
     return rc;
 }
 
+static int probe_sgemm(int argc, char **argv)
+{
+    int n = argc > 0 ? atoi(argv[0]) : 2048;
+    if (n < 16 || n > 8192) n = 2048;
+    float *a = tn_alloc((size_t)n * n * sizeof *a), *b = tn_alloc((size_t)n * n * sizeof *b);
+    float *c = tn_alloc((size_t)n * n * sizeof *c);
+    if (!a || !b || !c) {
+        tn_dealloc(a), tn_dealloc(b), tn_dealloc(c);
+        fprintf(stderr, "cnnlens probe: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < (size_t)n * n; i++) a[i] = (float)(i % 7) * 0.1f, b[i] = 0.5f;
+    double best = 1e30;
+    for (int r = 0; r < 6; r++) {
+        double t0 = now_ms();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c,
+                    n);
+        double t = now_ms() - t0;
+        if (r > 0 && t < best) best = t; /* the first run warms up the threads */
+    }
+    printf("{\"n\": %d, \"gflops\": %.2f}\n", n, 2.0 * n * n * (double)n / (best * 1e6));
+    tn_dealloc(a), tn_dealloc(b), tn_dealloc(c);
+    return 0;
+}
+
 int app_probe(int argc, char **argv)
 {
     cl_err err = {0};
@@ -269,6 +297,7 @@ int app_probe(int argc, char **argv)
     }
     const char *cmd = argv[0];
     if (!strcmp(cmd, "find")) return probe_find(argc - 1, argv + 1, &err) ? fail(&err) : 0;
+    if (!strcmp(cmd, "sgemm")) return probe_sgemm(argc - 1, argv + 1);
     if (parse(argc - 1, argv + 1, &o)) {
         fprintf(stderr, "cnnlens probe: bad arguments (see kernel/app/cmd_probe.c)\n");
         return 2;
