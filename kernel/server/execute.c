@@ -2,25 +2,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zmq.h>
 
 #include "kernel/server/sv_internal.h"
-
-/* Stream text is sent in batches: many small prints become one message
- * (front ends render each message), flushed when it grows, ages, or other
- * output must keep its place after it. */
-#define SV_STREAM_MAX_BYTES 65536
-#define SV_STREAM_MAX_AGE   0.05
 
 typedef struct exec_ctx {
     sv_server *s;
     const kp_msg *req;
     int allow_stdin;
-    char *buf;
-    size_t len, cap;
-    char name[8]; /* stream being batched: "stdout" or "stderr" */
-    double since; /* when the batch began */
 } exec_ctx;
 
 /* A new reference to v, or to a new empty object/array when v is NULL. */
@@ -34,50 +23,17 @@ static json_t *ref_or_array(json_t *v)
     return v ? json_incref(v) : json_array();
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static void flush_stream(exec_ctx *c)
-{
-    if (!c->len) return;
-    json_t *text = json_stringn(c->buf, c->len);
-    if (!text) text = json_string("(output that is not valid UTF-8 was dropped)\n");
-    sv_publish(c->s, c->req, "stream", json_pack("{s:s,s:o}", "name", c->name, "text", text));
-    c->len = 0;
-}
-
 static void out_stream(void *ctx, const char *name, const char *text)
 {
     exec_ctx *c = ctx;
-    const char *n = strcmp(name, "stderr") ? "stdout" : "stderr";
-    if (c->len && strcmp(c->name, n)) flush_stream(c);
-    size_t add = strlen(text);
-    if (c->len + add + 1 > c->cap) {
-        size_t cap = (c->len + add + 1) * 2;
-        char *b = realloc(c->buf, cap);
-        if (!b) {
-            flush_stream(c);
-            sv_publish(c->s, c->req, "stream", json_pack("{s:s,s:s}", "name", n, "text", text));
-            return;
-        }
-        c->buf = b, c->cap = cap;
-    }
-    if (!c->len) c->since = now_s();
-    snprintf(c->name, sizeof c->name, "%s", n);
-    memcpy(c->buf + c->len, text, add);
-    c->len += add;
-    if (c->len >= SV_STREAM_MAX_BYTES || now_s() - c->since > SV_STREAM_MAX_AGE) flush_stream(c);
+    sv_stream_write(c->s, name, text);
 }
 
 static void out_display(void *ctx, json_t *data, json_t *metadata, const char *display_id,
                         int update)
 {
     exec_ctx *c = ctx;
-    flush_stream(c);
+    sv_stream_flush(c->s);
     json_t *content = json_pack("{s:o,s:o,s:{}}", "data", ref_or_object(data), "metadata",
                                 ref_or_object(metadata), "transient");
     if (!content) return;
@@ -90,7 +46,7 @@ static void out_display(void *ctx, json_t *data, json_t *metadata, const char *d
 static void out_clear(void *ctx, int wait)
 {
     exec_ctx *c = ctx;
-    flush_stream(c);
+    sv_stream_flush(c->s);
     sv_publish(c->s, c->req, "clear_output", json_pack("{s:b}", "wait", wait));
 }
 
@@ -120,7 +76,7 @@ static char *out_input(void *ctx, const char *prompt, int password)
 {
     exec_ctx *c = ctx;
     if (!c->allow_stdin) return NULL;
-    flush_stream(c);
+    sv_stream_flush(c->s);
     /* Drop replies to earlier, abandoned prompts. */
     kp_msg stale;
     zmq_pollitem_t item = {c->s->stdin_sock, 0, ZMQ_POLLIN, 0};
@@ -219,9 +175,9 @@ void sv_execute(sv_server *s, void *sock, kp_msg *req)
     kn_exec_request ereq = {code, silent, store, allow_stdin, s->execution_count};
     kn_exec_result res = {0};
     atomic_store(&s->interrupted, 0);
+    sv_stream_begin(s, req);
     s->interp->vt->execute(s->interp, &ereq, &out, &res);
-    flush_stream(&c);
-    free(c.buf);
+    sv_stream_end(s);
 
     if (res.ok)
         finish_ok(s, sock, req, &res, silent);

@@ -316,6 +316,11 @@ int sv_run(const char *connection_file, kn_interp *interp, cl_err *err)
         free(s);
         return -1;
     }
+    if (sv_stream_start(s)) {
+        server_free(s);
+        free(s);
+        return cl_err_set(err, CL_ENOMEM, "cannot start a thread");
+    }
     install_sigint(s, 1);
     sv_publish_status(s, NULL, "starting");
     pthread_t hb, control, shell;
@@ -335,6 +340,7 @@ int sv_run(const char *connection_file, kn_interp *interp, cl_err *err)
         return 0; /* the process ends now; its memory goes with it */
     }
     if (interp->vt->shutdown) interp->vt->shutdown(interp, atomic_load(&s->restart));
+    sv_stream_stop(s);
     server_free(s);
     free(s);
     return 0;

@@ -37,6 +37,20 @@ int sv_hist_add(sv_history *h, int line, const char *input, const char *output);
  * (or [session, line, [input, output]] when "output" is true). */
 json_t *sv_hist_query(const sv_history *h, const json_t *request);
 
+/* ---- stream batching -------------------------------------------------------- */
+
+typedef struct sv_stream {
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* wakes the flusher when a batch begins */
+    pthread_t thread;
+    int running, stop;
+    char *buf;
+    size_t len, cap;
+    char name[8];         /* "stdout" or "stderr" */
+    struct timespec due;  /* when the batch must go (CLOCK_MONOTONIC) */
+    const kp_msg *parent; /* the running execute_request, or NULL */
+} sv_stream;
+
 /* ---- the server ----------------------------------------------------------- */
 
 typedef struct sv_server {
@@ -55,6 +69,7 @@ typedef struct sv_server {
     atomic_int restart;     /* ... and it asked for a restart */
     atomic_int interrupted; /* an interrupt arrived since the cell started */
 
+    sv_stream stream;    /* written by the shell thread, flushed by either */
     int execution_count; /* shell thread */
     sv_history hist;     /* shell thread */
 } sv_server;
@@ -79,6 +94,16 @@ void sv_publish_status(sv_server *s, const kp_msg *parent, const char *state);
 void sv_dispatch(sv_server *s, void *sock, int channel, kp_msg *req);
 /* After an error with stop_on_error: answers queued execute_requests "aborted". */
 void sv_abort_queued(sv_server *s);
+
+/* Stream batching (stream.c).  begin/end bracket an execute_request; write
+ * and flush come from the interpreter's output callbacks; a flusher thread
+ * sends a batch that has waited long enough. */
+int sv_stream_start(sv_server *s);
+void sv_stream_stop(sv_server *s);
+void sv_stream_begin(sv_server *s, const kp_msg *parent);
+void sv_stream_write(sv_server *s, const char *name, const char *text);
+void sv_stream_flush(sv_server *s);
+void sv_stream_end(sv_server *s);
 
 /* Runs an execute_request (shell thread). */
 void sv_execute(sv_server *s, void *sock, kp_msg *req);
