@@ -86,6 +86,8 @@ static int zip64_extra(const uint8_t *x, size_t xlen, zip_entry *e)
     return 0;
 }
 
+static int locate(const uint8_t *buf, size_t len, const zip_entry *e, uint64_t *off, cl_err *err);
+
 static int cmp_entry(const void *a, const void *b)
 {
     return strcmp((*(zip_entry *const *)a)->name, (*(zip_entry *const *)b)->name);
@@ -133,6 +135,12 @@ int zip_open(zip_archive *z, const uint8_t *buf, size_t len, cl_err *err)
             return -1;
         }
         z->count++;
+        uint64_t off;
+        /* Every entry is checked, used or not: a damaged archive is refused. */
+        if (locate(buf, len, &z->entries[i], &off, err)) {
+            zip_close(z);
+            return -1;
+        }
         z->sorted[i] = &z->entries[i];
         p += used;
     }
@@ -198,33 +206,39 @@ static int inflate_entry(const uint8_t *src, uint64_t csize, uint64_t usize, uin
     return 0;
 }
 
-int zip_data(const uint8_t *buf, size_t len, const zip_entry *e, uint64_t max_size,
-             const uint8_t **data, size_t *size, uint8_t **owned, cl_err *err)
+/* The offset of the entry's data, checked against the file. */
+static int locate(const uint8_t *buf, size_t len, const zip_entry *e, uint64_t *off, cl_err *err)
 {
-    *owned = NULL;
     uint64_t lo = e->local_off;
     if (lo > len || len - lo < 30 || le(buf + lo, 4) != SIG_LOCAL)
         return cl_err_set(err, CL_EFORMAT, "zip entry '%s' points outside the file or is corrupt",
                           e->name);
-    uint64_t off = lo + 30 + le(buf + lo + 26, 2) + le(buf + lo + 28, 2);
-    if (off > len || e->csize > len - off)
+    *off = lo + 30 + le(buf + lo + 26, 2) + le(buf + lo + 28, 2);
+    if (*off > len || e->csize > len - *off)
         return cl_err_set(err, CL_EFORMAT,
-                          "zip entry '%s' runs past the end of the file "
-                          "(truncated?)",
-                          e->name);
+                          "zip entry '%s' runs past the end of the file (truncated?)", e->name);
+    if (e->method == 0 && e->csize != e->usize)
+        return cl_err_set(err, CL_EFORMAT, "zip entry '%s' has inconsistent sizes", e->name);
+    if (e->method != 0 && e->method != 8)
+        return cl_err_set(err, CL_EFORMAT, "zip entry '%s' uses compression method %d", e->name,
+                          e->method);
+    return 0;
+}
+
+int zip_data(const uint8_t *buf, size_t len, const zip_entry *e, uint64_t max_size,
+             const uint8_t **data, size_t *size, uint8_t **owned, cl_err *err)
+{
+    *owned = NULL;
+    uint64_t off;
+    if (locate(buf, len, e, &off, err)) return -1;
     if (e->usize > max_size)
         return cl_err_set(err, CL_ENOMEM, "zip entry '%s' is %llu bytes (limit %llu)", e->name,
                           (unsigned long long)e->usize, (unsigned long long)max_size);
     if (e->method == 0) {
-        if (e->csize != e->usize)
-            return cl_err_set(err, CL_EFORMAT, "zip entry '%s' has inconsistent sizes", e->name);
         *data = buf + off;
         *size = (size_t)e->usize;
         return 0;
     }
-    if (e->method != 8)
-        return cl_err_set(err, CL_EFORMAT, "zip entry '%s' uses compression method %d", e->name,
-                          e->method);
     if (inflate_entry(buf + off, e->csize, e->usize, owned, err))
         return cl_err_prefix(err, "'%s'", e->name);
     *data = *owned;
