@@ -21,6 +21,7 @@ static const subcommand subcommands[] = {
      "train-builtin --out FILE [--seed N] [--epochs E]   retrain the built-in fashion model"},
     {"probe", app_probe, NULL}, /* hidden: engine debugging, driven by tests/py/test_parity*.py */
     {"io-probe", app_ioprobe, NULL}, /* hidden: file readers and images, for tests/py/test_io*.py */
+    {"vis-probe", app_visprobe, NULL}, /* hidden: vis methods, rendering (tests/py/test_vis*) */
 };
 
 static void usage(FILE *f)

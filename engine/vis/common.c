@@ -25,6 +25,14 @@ int vis_check_input(const net *m, const tn_tensor *x, int one_image, const char 
     return 0;
 }
 
+tn_tensor vis_first(const tn_tensor *t, int64_t b)
+{
+    tn_tensor v = *t;
+    v.shape[0] = b;
+    v.cap = 0;
+    return v;
+}
+
 int vis_argmax(const float *v, int n)
 {
     int best = 0;

@@ -143,12 +143,10 @@ static int weights_scorecam(net *m, const tn_tensor *x, int64_t n, const float *
             for (int64_t c = 0; c < C; c++)
                 for (int64_t i = 0; i < HW; i++) dst[c * HW + i] = xn[c * HW + i] * mask[i];
         }
-        int64_t shape[4] = {b, C, H, W};
-        if (tn_reshape(batch, 4, shape, err) || net_forward(m, batch, err)) goto done;
+        tn_tensor first = vis_first(batch, b);
+        if (net_forward(m, &first, err)) goto done;
         const tn_tensor *y = net_output(m);
         for (int64_t j = 0; j < b; j++) wts[k0 + j] = y->data[j * y->shape[1] + cls];
-        int64_t full[4] = {SCORECAM_BATCH, C, H, W};
-        tn_reshape(batch, 4, full, NULL);
     }
     float top = wts[0];
     for (int64_t k = 1; k < K; k++) top = wts[k] > top ? wts[k] : top;

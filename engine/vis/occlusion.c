@@ -72,8 +72,8 @@ tn_tensor *vis_occlusion(net *m, const tn_tensor *x, int cls, const vis_occlusio
                 for (int64_t yy = r[0]; yy < r[1]; yy++)
                     for (int64_t xx = r[2]; xx < r[3]; xx++) dst[c * HW + yy * W + xx] = o.baseline;
         }
-        int64_t shape[4] = {b, C, H, W};
-        if (tn_reshape(batch, 4, shape, err) || net_forward(m, batch, err)) goto fail;
+        tn_tensor first = vis_first(batch, b);
+        if (net_forward(m, &first, err)) goto fail;
         y = net_output(m);
         for (int64_t j = 0; j < b; j++) {
             float diff = base - y->data[j * y->shape[1] + used];
@@ -84,8 +84,6 @@ tn_tensor *vis_occlusion(net *m, const tn_tensor *x, int cls, const vis_occlusio
                     count[yy * W + xx] += 1.0f;
                 }
         }
-        shape[0] = o.batch;
-        tn_reshape(batch, 4, shape, NULL);
     }
     for (int64_t i = 0; i < HW; i++) sum->data[i] = count[i] > 0 ? sum->data[i] / count[i] : 0.0f;
     cl_progress_step(p, (long)total, (long)total, "occlusion", NULL);

@@ -90,12 +90,8 @@ tn_tensor *vis_smoothgrad(net *m, const tn_tensor *x, int cls, int samples, floa
         for (int j = 0; j < b; j++)
             for (int64_t i = 0; i < chw; i++)
                 batch->data[j * chw + i] = x->data[i] + sigma * vis_rng_normal(&rng);
-        int64_t shape[4] = {b, x->shape[1], x->shape[2], x->shape[3]};
-        if (tn_reshape(batch, 4, shape, err) ||
-            accumulate_grads(m, batch, used, w, 1, acc->data, err))
-            goto fail;
-        shape[0] = GRAD_BATCH;
-        tn_reshape(batch, 4, shape, NULL);
+        tn_tensor first = vis_first(batch, b);
+        if (accumulate_grads(m, &first, used, w, 1, acc->data, err)) goto fail;
     }
     if (!acc) goto fail;
     tn_tensor *s = max_abs_over_channels(acc, err);
@@ -165,12 +161,8 @@ tn_tensor *vis_integrated_gradients(net *m, const tn_tensor *x, int cls, const t
                 batch->data[j * chw + i] = b0 + alpha * (x->data[i] - b0);
             }
         }
-        int64_t shape[4] = {b, x->shape[1], x->shape[2], x->shape[3]};
-        if (tn_reshape(batch, 4, shape, err) ||
-            accumulate_grads(m, batch, used, w, 0, acc->data, err))
-            goto fail;
-        shape[0] = GRAD_BATCH;
-        tn_reshape(batch, 4, shape, NULL);
+        tn_tensor first = vis_first(batch, b);
+        if (accumulate_grads(m, &first, used, w, 0, acc->data, err)) goto fail;
     }
     for (int64_t i = 0; i < chw; i++)
         acc->data[i] *= x->data[i] - (baseline ? baseline->data[i] : 0.0f);

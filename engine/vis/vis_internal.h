@@ -19,6 +19,10 @@ int vis_forward_classes(net *m, const tn_tensor *x, int cls, int *classes, int *
  * down to node `to` (NET_INPUT for the image). */
 int vis_backward_classes(net *m, const int *classes, int to, net_relu_rule rule, cl_err *err);
 
+/* A borrowed view of the first b images of a batch tensor (b <= its N), so
+ * a last, partial batch reuses the same buffer. */
+tn_tensor vis_first(const tn_tensor *t, int64_t b);
+
 /* Index of the largest of n values (the first on ties, as argmax does). */
 int vis_argmax(const float *v, int n);
 

@@ -11,6 +11,7 @@ int app_train_builtin(int argc, char **argv); /* cnnlens train-builtin --out FIL
 int app_probe(int argc, char **argv);   /* cnnlens probe ... (hidden, for engine tests) */
 
 int app_ioprobe(int argc, char **argv); /* cnnlens io-probe ... (hidden, for io tests) */
+int app_visprobe(int argc, char **argv); /* cnnlens vis-probe ... (hidden, for vis tests) */
 
 /* Absolute path of the running binary (from /proc/self/exe), or argv0. */
 const char *app_self_path(void);
