@@ -30,7 +30,18 @@ typedef struct run_ctx {
     json_t *outputs; /* the running cell's outputs (notebooks) */
     json_t *id_map;  /* display_id -> array of output objects (notebooks) */
     int failed;
+    char *pending; /* script mode: the latest text of a live (updated) text display */
 } run_ctx;
+
+/* Script mode prints a live text display once, with its last text, before
+ * whatever comes next. */
+static void flush_pending(run_ctx *R)
+{
+    if (!R->pending) return;
+    printf("%s\n", R->pending);
+    free(R->pending);
+    R->pending = NULL;
+}
 
 static kn_interp *volatile running;
 
@@ -102,6 +113,7 @@ static const char *figure_path(run_ctx *R, const char *display_id, int update)
 
 static void write_figure(run_ctx *R, json_t *data, const char *display_id, int update)
 {
+    if (!R->notebook && !update) flush_pending(R);
     const char *b64 = json_string_value(json_object_get(data, "image/png"));
     if (!b64 || (R->notebook && !R->fig_dir)) return;
     const char *path = figure_path(R, display_id, update);
@@ -150,6 +162,7 @@ static void on_stream(void *ctx, const char *name, const char *text)
 {
     run_ctx *R = ctx;
     if (!R->notebook) {
+        flush_pending(R);
         fputs(text, strcmp(name, "stderr") ? stdout : stderr);
         fflush(stdout);
         return;
@@ -167,7 +180,14 @@ static void on_display(void *ctx, json_t *data, json_t *metadata, const char *di
     write_figure(R, data, display_id, update);
     if (!R->notebook) {
         const char *text = json_string_value(json_object_get(data, "text/plain"));
-        if (!update && text && !json_object_get(data, "image/png")) printf("%s\n", text);
+        int picture = json_object_get(data, "image/png") != NULL;
+        if (!update) flush_pending(R);
+        if (text && !picture && display_id) {
+            free(R->pending);
+            R->pending = strdup(text);
+        } else if (!update && text && !picture) {
+            printf("%s\n", text);
+        }
         return;
     }
     if (display_id) {
@@ -212,6 +232,7 @@ static int run_cell(run_ctx *R, const char *code, int count, json_t *cell, int t
     running = R->it;
     R->it->vt->execute(R->it, &req, &out, &res);
     running = NULL;
+    flush_pending(R);
     if (time_it)
         fprintf(stderr, "cell %d: %.3f ms\n", R->cell, 1e3 * lens_interp_last_seconds(R->it));
     if (res.result) {

@@ -1,5 +1,7 @@
 #include "kernel/lang/commands.h"
 
+#include "kernel/lang/lens_engine.h"
+
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
@@ -13,6 +15,8 @@ static const struct {
     const int *n;
 } tables[] = {
     {lc_core_verbs, &lc_core_count},
+    {lc_model_verbs, &lc_model_count},
+    {lc_vis_verbs, &lc_vis_count},
 };
 
 int lc_count(void)
@@ -101,10 +105,11 @@ void lc_types_text(unsigned types, char *buf, size_t n)
         unsigned bit;
         const char *name;
     } kinds[] = {
-        {LA_NUM, "a number"},   {LA_STR, "a string"},
-        {LA_RANGE, "a range"},  {LA_TENSOR, "a matrix or tensor"},
-        {LA_IMAGE, "an image"}, {LA_HEATMAP, "a heatmap"},
-        {LA_MODEL, "a model"},  {LA_TABLE, "a table"},
+        {LA_NUM, "a number"},      {LA_STR, "a string"},
+        {LA_RANGE, "a range"},     {LA_TENSOR, "a matrix or tensor"},
+        {LA_IMAGE, "an image"},    {LA_HEATMAP, "a heatmap"},
+        {LA_MODEL, "a model"},     {LA_TABLE, "a table"},
+        {LA_PICTURE, "a picture"},
     };
     const char *names[16];
     int k = 0;

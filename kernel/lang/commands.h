@@ -28,8 +28,9 @@
 #define LA_HEATMAP (1u << LV_HEATMAP)
 #define LA_MODEL   (1u << LV_MODEL)
 #define LA_TABLE   (1u << LV_TABLE)
+#define LA_PICTURE (1u << LV_PICTURE)
 #define LA_ARRAY   (LA_TENSOR | LA_IMAGE | LA_HEATMAP)
-#define LA_ANY     (LA_NUM | LA_STR | LA_RANGE | LA_ARRAY | LA_MODEL | LA_TABLE)
+#define LA_ANY     (LA_NUM | LA_STR | LA_RANGE | LA_ARRAY | LA_MODEL | LA_TABLE | LA_PICTURE)
 /* ... and how it is written or used: */
 #define LA_WORD     (1u << 16) /* a bare name is taken as text (layer, dataset, topic) */
 #define LA_INT      (1u << 17) /* a number must be a whole number */

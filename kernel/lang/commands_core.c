@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/io/atomic_file.h"
 #include "engine/io/npy.h"
+#include "engine/render.h"
 #include "engine/io/png.h"
 #include "kernel/lang/commands.h"
 #include "kernel/lang/eval.h"
@@ -233,7 +235,7 @@ static int do_expect(lc_call *c, lv_value **out, cl_err *err)
 static int do_show(lc_call *c, lv_value **out, cl_err *err)
 {
     (void)out;
-    json_t *b = lv_bundle(c->v[0], err);
+    json_t *b = lv_bundle_shown(c->v[0], lc_get(c, "over"), (int)lc_num(c, "size", 0), err);
     if (!b) return -1;
     ss_display(c->s, b, NULL, 0);
     json_decref(b);
@@ -310,56 +312,6 @@ static const char *ext_of(const char *path)
     return dot && (!slash || dot > slash) ? dot : "";
 }
 
-/* Pixels of a value for a PNG: images as they look, maps in the jet colours,
- * matrices in grey from min (black) to max (white). */
-static uint8_t *value_pixels(const lv_value *v, int *w, int *h, int *ch, cl_err *err)
-{
-    const tn_tensor *t = v->t;
-    int nd = t->ndim;
-    int C = v->kind == LV_IMAGE ? (int)t->shape[nd - 3] : 1;
-    *h = (int)t->shape[nd - 2 < 0 ? 0 : nd - 2];
-    *w = (int)t->shape[nd - 1];
-    if (nd == 1) *h = 1;
-    if (v->kind == LV_TENSOR && nd > 2) {
-        cl_err_set(err, CL_EINVAL, "save: a %d-D tensor has no picture; save it as .npy", nd);
-        return NULL;
-    }
-    *ch = v->kind == LV_HEATMAP ? 3 : (C == 3 ? 3 : 1);
-    size_t plane = (size_t)*w * *h;
-    uint8_t *px = malloc(plane * *ch);
-    if (!px) {
-        oom(err);
-        return NULL;
-    }
-    if (v->kind == LV_IMAGE) {
-        static const float m[3] = {0.485f, 0.456f, 0.406f}, s[3] = {0.229f, 0.224f, 0.225f};
-        for (int c = 0; c < *ch; c++)
-            for (size_t i = 0; i < plane; i++) {
-                float x = t->data[c * plane + i];
-                if (v->norm == 1)
-                    x = x * s[c % 3] + m[c % 3];
-                else if (v->norm == 2)
-                    x = x * 0.5f + 0.5f;
-                x = x < 0 ? 0 : x > 1 ? 1 : x;
-                px[i * *ch + c] = (uint8_t)(255 * x + 0.5f);
-            }
-        return px;
-    }
-    float lo = INFINITY, hi = -INFINITY;
-    for (size_t i = 0; i < plane; i++) {
-        if (t->data[i] < lo) lo = t->data[i];
-        if (t->data[i] > hi) hi = t->data[i];
-    }
-    for (size_t i = 0; i < plane; i++) {
-        double f = hi > lo ? (t->data[i] - lo) / (hi - lo) : 0;
-        if (*ch == 3)
-            pic_jet(f, px + 3 * i);
-        else
-            px[i] = (uint8_t)(255 * f + 0.5);
-    }
-    return px;
-}
-
 static int do_save(lc_call *c, lv_value **out, cl_err *err)
 {
     (void)out;
@@ -378,19 +330,27 @@ static int do_save(lc_call *c, lv_value **out, cl_err *err)
         if (!lv_is_array(v))
             return cl_err_set(err, CL_ETYPE, "save: a %s cannot be written as .npy",
                               lv_type_name(v));
+        int size = (int)lc_num(c, "size", 0);
+        if (size > 0 && v->kind == LV_HEATMAP) {
+            /* As pytorch-grad-cam returns it: normalised to [0,1] and upsampled. */
+            int64_t h = v->t->shape[v->t->ndim - 2], w = v->t->shape[v->t->ndim - 1];
+            int oh = h >= w ? size : (int)(h * size / w), ow = w >= h ? size : (int)(w * size / h);
+            tn_tensor *up = rd_cam_resize(v->t, oh, ow, err);
+            int r = up ? npy_write(path, up, err) : -1;
+            tn_free(up);
+            return r < 0 ? lc_arg_error(c, "path", err, err->code, "save: %s", err->msg) : 0;
+        }
         if (npy_write(path, v->t, err) < 0)
             return lc_arg_error(c, "path", err, err->code, "save: %s", err->msg);
         return 0;
     }
     if (!strcmp(ext, ".png")) {
-        if (!lv_is_array(v))
-            return cl_err_set(err, CL_ETYPE, "save: a %s has no picture to write as .png",
-                              lv_type_name(v));
-        int w, h, ch;
-        uint8_t *px = value_pixels(v, &w, &h, &ch, err);
-        if (!px) return -1;
-        int r = png_write_file(path, px, w, h, ch, err);
-        free(px);
+        uint8_t *png = NULL;
+        size_t len = 0;
+        if (lv_png(v, lc_get(c, "over"), (int)lc_num(c, "size", -1), &png, &len, err) < 0)
+            return cl_err_prefix(err, "save");
+        int r = atomic_write_file(path, png, len, err);
+        free(png);
         return r < 0 ? lc_arg_error(c, "path", err, err->code, "save: %s", err->msg) : 0;
     }
     return lc_arg_error(c, "path", err, CL_EINVAL,
@@ -802,6 +762,7 @@ static int do_randn(lc_call *c, lv_value **out, cl_err *err)
         "cols", LA_NUM | LA_INT | LA_OPTIONAL, NULL, "number of columns (default: rows)"           \
     }
 
+/* clang-format off */
 const lc_verb lc_core_verbs[] = {
     {"print",
      "language",
@@ -845,16 +806,12 @@ const lc_verb lc_core_verbs[] = {
      "Homework checks use it: the cell fails and names both sides when the check does not hold.",
      "expect sum m == 3\nexpect mean m ~= 0.25 tolerance 0.01",
      do_expect},
-    {"show",
-     "language",
-     "Displays a value (a picture for images, heatmaps and big matrices).",
-     1,
-     0,
+    {"show", "language", "Displays a value: a picture for images, heatmaps and big matrices.", 1, 2,
      {{"value", LA_ANY | LA_NESTED, NULL, "what to show, or a command whose result to show"}},
-     {{0}},
+     {{"over", LA_IMAGE, NULL, "an image to lay a heatmap on (jet overlay, as pytorch-grad-cam)"},
+      {"size", LA_NUM | LA_INT, NULL, "the picture's longer side in pixels (bilinear, as cv2)"}},
      "A bare value on the last line of a cell is shown too; show works on any line.",
-     "show img\nshow conv img f",
-     do_show},
+     "show img\nshow conv img f\nshow cam over x size 420", do_show},
     {"vars",
      "language",
      "Lists the variables of the session.",
@@ -875,17 +832,14 @@ const lc_verb lc_core_verbs[] = {
      NULL,
      "labels \"imagenet_classes.txt\"",
      do_labels},
-    {"save",
-     "files",
-     "Writes a value to a .npy (float32 numbers) or .png (picture) file.",
-     2,
-     0,
-     {{"value", LA_NUM | LA_ARRAY | LA_NESTED, NULL, "what to save"},
+    {"save", "files", "Writes a value to a .npy (float32 numbers) or .png (picture) file.", 2, 2,
+     {{"value", LA_NUM | LA_ARRAY | LA_PICTURE | LA_NESTED, NULL, "what to save"},
       {"path", LA_STR | LA_PATH, NULL, "file name ending in .npy or .png"}},
-     {{0}},
+     {{"over", LA_IMAGE, NULL, ".png of a heatmap: the image to lay it on"},
+      {"size", LA_NUM | LA_INT, NULL, "a heatmap normalised to [0,1] and upsampled to this size (.npy), or the picture's longer side (.png)"}},
+     "A map is saved raw at the layer's resolution (after ReLU, unnormalised) unless size is given. "
      "The file appears whole or not at all: an error never leaves half a file.",
-     "save m \"m.npy\"\nsave img \"img.png\"",
-     do_save},
+     "save m \"m.npy\"\nsave cam \"cam.npy\" size 224\nsave (gradcam x) \"overlay.png\" over x", do_save},
     {"load",
      "files",
      "Reads a .npy file (NumPy or PyTorch arrays: (C,H,W) or (1,C,H,W)).",
@@ -1001,5 +955,7 @@ const lc_verb lc_core_verbs[] = {
      "seed 1\nrandn 2 3",
      do_randn},
 };
+
+/* clang-format on */
 
 const int lc_core_count = sizeof lc_core_verbs / sizeof *lc_core_verbs;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine/io/png.h"
+#include "engine/render.h"
 
 /* 5x7 glyphs, one byte per row, bit 4 = leftmost column. */
 static const uint8_t glyph_digits[10][7] = {
@@ -105,10 +106,9 @@ static double clamp01(double x)
 
 void pic_jet(double t, uint8_t out[3])
 {
-    t = clamp01(t);
-    out[0] = (uint8_t)(255 * clamp01(1.5 - fabs(4 * t - 3)));
-    out[1] = (uint8_t)(255 * clamp01(1.5 - fabs(4 * t - 2)));
-    out[2] = (uint8_t)(255 * clamp01(1.5 - fabs(4 * t - 1)));
+    /* OpenCV's table, indexed as cv2.applyColorMap(uint8(255 * t)) does. */
+    int k = (int)(255 * clamp01(t));
+    memcpy(out, rd_jet_rgb[k], 3);
 }
 
 char *pic_base64(const uint8_t *data, size_t n)

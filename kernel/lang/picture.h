@@ -30,7 +30,7 @@ void pic_frame(pic *p, int x, int y, int w, int h, int t, const uint8_t c[3]);
 void pic_text(pic *p, int cx, int cy, const char *s, int scale, const uint8_t c[3]);
 int pic_text_width(const char *s, int scale);
 
-/* The jet colour map for t in [0,1] (blue, cyan, yellow, red). */
+/* OpenCV's COLORMAP_JET for t in [0,1] (engine/render.h's table). */
 void pic_jet(double t, uint8_t out[3]);
 
 /* PNG bytes of the canvas, base64-encoded (malloc'd, NUL-terminated). */

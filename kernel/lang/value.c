@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "engine/image.h"
+#include "engine/io/png.h"
+#include "engine/render.h"
 #include "kernel/lang/picture.h"
 
 /* Matrices up to this size show every number (text/html and text/plain). */
@@ -100,6 +102,26 @@ lv_value *lv_model(void *obj, void (*obj_free)(void *), const char *desc)
     return v;
 }
 
+lv_value *lv_picture(struct pic *p, tn_tensor *t, const char *desc)
+{
+    lv_value *v = alloc(LV_PICTURE);
+    if (!v) {
+        pic_free(p);
+        tn_free(t);
+        return NULL;
+    }
+    v->pic = p;
+    v->t = t;
+    v->desc = desc ? strdup(desc) : NULL;
+    return v;
+}
+
+void lv_set_desc(lv_value *v, const char *desc)
+{
+    free(v->desc);
+    v->desc = desc ? strdup(desc) : NULL;
+}
+
 lv_value *lv_table_value(lv_table *tab)
 {
     lv_value *v = alloc(LV_TABLE);
@@ -125,6 +147,7 @@ void lv_unref(lv_value *v)
     lv_unref(v->base);
     if (v->obj && v->obj_free) v->obj_free(v->obj);
     lv_table_free(v->tab);
+    pic_free(v->pic);
     for (int i = 0; i < v->nnames; i++) free(v->names[i]);
     free(v->names);
     free(v);
@@ -133,7 +156,7 @@ void lv_unref(lv_value *v)
 const char *lv_kind_name(lv_kind k)
 {
     static const char *names[] = {"nothing", "number",  "string", "range", "tensor",
-                                  "image",   "heatmap", "model",  "table"};
+                                  "image",   "heatmap", "model",  "table", "picture"};
     return (unsigned)k < LV_NKINDS ? names[k] : "value";
 }
 
@@ -146,7 +169,8 @@ const char *lv_type_name(const lv_value *v)
 
 int lv_is_array(const lv_value *v)
 {
-    return v && (v->kind == LV_TENSOR || v->kind == LV_IMAGE || v->kind == LV_HEATMAP);
+    return v && (v->kind == LV_TENSOR || v->kind == LV_IMAGE || v->kind == LV_HEATMAP ||
+                 (v->kind == LV_PICTURE && v->t));
 }
 
 lv_table *lv_table_new(int ncols, const char *const *head)
@@ -378,7 +402,11 @@ char *lv_text(const lv_value *v)
         const tn_tensor *t = v->t;
         sb_printf(&b, "image %lldx%lldx%lld", (long long)t->shape[t->ndim - 3],
                   (long long)t->shape[t->ndim - 2], (long long)t->shape[t->ndim - 1]);
-        if (norm_name(v->norm)) sb_printf(&b, " (%s)", norm_name(v->norm));
+        if (v->show == LV_SHOW_GUIDED)
+            sb_puts(&b, " (input gradient)");
+        else if (norm_name(v->norm))
+            sb_printf(&b, " (%s)", norm_name(v->norm));
+        if (v->desc) sb_printf(&b, ": %s", v->desc);
         break;
     }
     case LV_HEATMAP: {
@@ -395,6 +423,9 @@ char *lv_text(const lv_value *v)
         break;
     case LV_TABLE:
         text_table(&b, v->tab);
+        break;
+    case LV_PICTURE:
+        sb_puts(&b, v->desc ? v->desc : "picture");
         break;
     case LV_NKINDS:
         break;
@@ -476,41 +507,140 @@ static char *html_table(const lv_table *t)
     return sb_done(&b);
 }
 
-/* An image value mapped back to [0,1] for display. */
-static tn_tensor *image01(const lv_value *v, cl_err *err)
+tn_tensor *lv_image01(const lv_value *v, cl_err *err)
 {
+    if (v->show == LV_SHOW_GUIDED) return rd_guided_display(v->t, err);
     tn_tensor *t = tn_clone(v->t, err);
-    if (!t || !v->norm) return t;
+    if (!t) return NULL;
     static const float im_mean[3] = {0.485f, 0.456f, 0.406f}, im_std[3] = {0.229f, 0.224f, 0.225f};
     int64_t C = t->shape[t->ndim - 3], plane = t->shape[t->ndim - 2] * t->shape[t->ndim - 1];
     for (int64_t c = 0; c < C; c++) {
-        float m = v->norm == IMG_NORM_IMAGENET ? im_mean[c % 3] : 0.5f;
-        float s = v->norm == IMG_NORM_IMAGENET ? im_std[c % 3] : 0.5f;
-        for (int64_t i = 0; i < plane; i++) t->data[c * plane + i] = t->data[c * plane + i] * s + m;
+        float m = v->norm == IMG_NORM_IMAGENET ? im_mean[c % 3] : v->norm ? 0.5f : 0.0f;
+        float s = v->norm == IMG_NORM_IMAGENET ? im_std[c % 3] : v->norm ? 0.5f : 1.0f;
+        for (int64_t i = 0; i < plane; i++) {
+            float x = t->data[c * plane + i] * s + m;
+            t->data[c * plane + i] = x < 0 ? 0 : x > 1 ? 1 : x;
+        }
     }
     return t;
 }
 
-static pic *picture_of(const lv_value *v, cl_err *err)
+/* Output size for a picture of h x w whose longer side should be `size`
+ * (0: natural, but small things are enlarged to about 224 pixels). */
+static void fit(int64_t h, int64_t w, int size, int *oh, int *ow)
 {
-    if (v->kind == LV_IMAGE) {
-        tn_tensor *t = image01(v, err);
-        if (!t) return NULL;
-        pic *p = pic_image(t, 224, err);
-        tn_free(t);
-        return p;
-    }
-    int64_t h, w;
-    mat_dims(v->t, &h, &w);
-    int jet = v->kind == LV_HEATMAP;
     int64_t longer = h > w ? h : w;
-    int cell = (int)(longer >= 224 ? 1 : 224 / longer);
-    if (cell > 40) cell = 40;
-    /* Small heatmaps show their cells with borders; big ones as plain pixels. */
-    return pic_matrix(v->t->data, (int)h, (int)w, cell, jet, 0, err);
+    if (size <= 0) {
+        int f = size < 0 || longer >= 224 ? 1 : (int)(224 / longer);
+        *oh = (int)h * f;
+        *ow = (int)w * f;
+        return;
+    }
+    *oh = (int)(h * size / longer);
+    *ow = (int)(w * size / longer);
+    if (*oh < 1) *oh = 1;
+    if (*ow < 1) *ow = 1;
 }
 
-json_t *lv_bundle(const lv_value *v, cl_err *err)
+static rd_image *image_pixels(const lv_value *v, int size, cl_err *err)
+{
+    tn_tensor *t = lv_image01(v, err);
+    if (!t) return NULL;
+    int64_t h = t->shape[t->ndim - 2], w = t->shape[t->ndim - 1];
+    int oh, ow;
+    fit(h, w, size, &oh, &ow);
+    rd_image *im = NULL;
+    if (size > 0 && (oh != h || ow != w)) { /* bilinear, as cv2.resize */
+        tn_tensor *r = img_resize(t, oh, ow, err);
+        if (r) im = rd_from_tensor(r, 0, err);
+        tn_free(r);
+    } else {
+        rd_image *small = rd_from_tensor(t, 0, err);
+        int f = h > 0 ? oh / (int)h : 1;
+        im = small && f > 1 ? rd_scale_nearest(small, f, err) : small;
+        if (im != small) rd_image_free(small);
+    }
+    tn_free(t);
+    return im;
+}
+
+static rd_image *heatmap_pixels(const lv_value *v, const lv_value *over, int size, cl_err *err)
+{
+    const lv_value *base = over ? over : v->base;
+    if (base && base->kind == LV_IMAGE) {
+        tn_tensor *img = lv_image01(base, err);
+        if (!img) return NULL;
+        int oh, ow;
+        fit(img->shape[img->ndim - 2], img->shape[img->ndim - 1], size, &oh, &ow);
+        rd_image *im = rd_cam_over(v->t, img, oh, ow, err);
+        tn_free(img);
+        return im;
+    }
+    int oh, ow;
+    fit(v->t->shape[v->t->ndim - 2], v->t->shape[v->t->ndim - 1], size, &oh, &ow);
+    tn_tensor *up = rd_cam_resize(v->t, oh, ow, err);
+    if (!up) return NULL;
+    rd_image *im = rd_colorize(up, RD_CMAP_JET, 0, err);
+    tn_free(up);
+    return im;
+}
+
+int lv_png(const lv_value *v, const lv_value *over, int size, uint8_t **png, size_t *len,
+           cl_err *err)
+{
+    if (v->kind == LV_PICTURE)
+        return png_encode(v->pic->px, v->pic->w, v->pic->h, 3, png, len, err);
+    rd_image *im = NULL;
+    if (v->kind == LV_IMAGE) {
+        im = image_pixels(v, size, err);
+    } else if (v->kind == LV_HEATMAP) {
+        im = heatmap_pixels(v, over, size, err);
+    } else if (v->kind == LV_TENSOR && v->t->ndim <= 2) {
+        int64_t h, w;
+        mat_dims(v->t, &h, &w);
+        int64_t longer = h > w ? h : w;
+        int cell = (int)(size > 0 ? size / longer : size < 0 || longer >= 224 ? 1 : 224 / longer);
+        if (cell < 1) cell = 1;
+        if (cell > 40) cell = 40;
+        pic *p = pic_matrix(v->t->data, (int)h, (int)w, cell, 0, 0, err);
+        if (!p) return -1;
+        int r = png_encode(p->px, p->w, p->h, 3, png, len, err);
+        pic_free(p);
+        return r;
+    } else {
+        return cl_err_set(err, CL_ETYPE, "a %s has no picture", lv_type_name(v));
+    }
+    if (!im) return -1;
+    int r = rd_png(im, png, len, err);
+    rd_image_free(im);
+    return r;
+}
+
+static int add_png(json_t *b, const lv_value *v, const lv_value *over, int size, cl_err *err)
+{
+    uint8_t *png = NULL;
+    size_t len = 0;
+    if (lv_png(v, over, size, &png, &len, err) < 0) return -1;
+    char *b64 = pic_base64(png, len);
+    free(png);
+    if (!b64) return cl_err_set(err, CL_ENOMEM, "out of memory");
+    json_object_set_new(b, "image/png", json_string(b64));
+    free(b64);
+    return 0;
+}
+
+static int has_picture(const lv_value *v)
+{
+    if (v->kind == LV_IMAGE || v->kind == LV_HEATMAP || v->kind == LV_PICTURE) return 1;
+    if (v->kind == LV_TENSOR && v->t->ndim <= 2) {
+        int64_t h, w;
+        mat_dims(v->t, &h, &w);
+        return h > LV_SMALL || w > LV_SMALL;
+    }
+    return 0;
+}
+
+static json_t *bundle(const lv_value *v, const lv_value *over, int size, int shown, cl_err *err)
 {
     char *text = lv_text(v);
     if (!text) {
@@ -520,33 +650,31 @@ json_t *lv_bundle(const lv_value *v, cl_err *err)
     json_t *b = json_object();
     json_object_set_new(b, "text/plain", json_string(text));
     free(text);
+    int png = has_picture(v) || (shown && v->kind == LV_TENSOR && v->t->ndim <= 2);
     char *html = NULL;
-    int small = 0, png = 0;
-    if (v->kind == LV_TENSOR && v->t->ndim <= 2) {
-        int64_t h, w;
-        mat_dims(v->t, &h, &w);
-        small = h <= LV_SMALL && w <= LV_SMALL;
-        png = !small;
-    }
-    if (v->kind == LV_TABLE) html = html_table(v->tab);
-    if (small) html = html_matrix(v->t);
+    if (v->kind == LV_TABLE)
+        html = html_table(v->tab);
+    else if (v->kind == LV_TENSOR && v->t->ndim <= 2 && !png)
+        html = html_matrix(v->t);
     if (html) {
         json_object_set_new(b, "text/html", json_string(html));
         free(html);
     }
-    if (v->kind == LV_IMAGE || v->kind == LV_HEATMAP) png = 1;
-    if (png) {
-        pic *p = picture_of(v, err);
-        char *b64 = p ? pic_png_base64(p, err) : NULL;
-        pic_free(p);
-        if (!b64) {
-            json_decref(b);
-            return NULL;
-        }
-        json_object_set_new(b, "image/png", json_string(b64));
-        free(b64);
+    if (png && add_png(b, v, over, size, err) < 0) {
+        json_decref(b);
+        return NULL;
     }
     return b;
+}
+
+json_t *lv_bundle(const lv_value *v, cl_err *err)
+{
+    return bundle(v, NULL, 0, 0, err);
+}
+
+json_t *lv_bundle_shown(const lv_value *v, const lv_value *over, int size, cl_err *err)
+{
+    return bundle(v, over, size, over || size > 0, err);
 }
 
 tn_tensor *lv_to_tensor(const lv_value *v, cl_err *err)

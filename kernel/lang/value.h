@@ -28,6 +28,7 @@ typedef enum {
     LV_HEATMAP, /* (H,W) map, e.g. a class activation map */
     LV_MODEL,
     LV_TABLE,
+    LV_PICTURE, /* a finished picture (filter grids, ...), maybe with its numbers */
     LV_NKINDS
 } lv_kind;
 
@@ -37,6 +38,13 @@ typedef struct lv_table {
     char **cells; /* nrows * ncols strings, row-major */
     double *nums; /* per cell: a number for shading/sorting, or NAN */
 } lv_table;
+
+typedef enum {
+    LV_SHOW_PLAIN = 0,
+    LV_SHOW_GUIDED, /* an input gradient: shown as pytorch-grad-cam's deprocess_image */
+} lv_show;
+
+struct pic;
 
 typedef struct lv_value lv_value;
 struct lv_value {
@@ -54,6 +62,8 @@ struct lv_value {
     lv_table *tab; /* LV_TABLE */
     char **names;  /* LV_MODEL: layer names, for completion (owned) */
     int nnames;
+    struct pic *pic; /* LV_PICTURE: the pixels (owned) */
+    lv_show show;    /* LV_IMAGE: how to display it */
 };
 
 lv_value *lv_none(void);
@@ -64,11 +74,15 @@ lv_value *lv_range(int64_t lo, int64_t hi);
 /* Takes t. */
 lv_value *lv_tensor(tn_tensor *t);
 lv_value *lv_image(tn_tensor *t, int norm);
+/* Sets a value's description (copied), e.g. "fashion test 17: Ankle boot". */
+void lv_set_desc(lv_value *v, const char *desc);
 /* Takes t; base may be NULL (it gains a reference). */
 lv_value *lv_heatmap(tn_tensor *t, lv_value *base, const char *desc);
 lv_value *lv_model(void *obj, void (*obj_free)(void *), const char *desc);
 /* Takes tab. */
 lv_value *lv_table_value(lv_table *tab);
+/* Takes p and t (t may be NULL: a picture without numbers to save as .npy). */
+lv_value *lv_picture(struct pic *p, tn_tensor *t, const char *desc);
 
 lv_value *lv_ref(lv_value *v);
 void lv_unref(lv_value *v);
@@ -92,6 +106,18 @@ char *lv_text(const lv_value *v);
 /* The MIME bundle: text/plain always; image/png for images, heatmaps and big
  * matrices; text/html for tables and matrices up to 16x16.  New reference. */
 json_t *lv_bundle(const lv_value *v, cl_err *err);
+
+/* An image value's pixels mapped back to [0,1] (undoing its normalisation;
+ * guided gradients get the deprocess display).  New tensor. */
+tn_tensor *lv_image01(const lv_value *v, cl_err *err);
+/* The picture of an image, heatmap, picture or matrix as PNG bytes
+ * (malloc'd).  over: an image to lay a heatmap on (NULL: the heatmap's own
+ * base); size: the longer side in pixels (0: natural, small pictures enlarged to
+ * about 224 pixels for the screen; -1: exactly natural, for files). */
+int lv_png(const lv_value *v, const lv_value *over, int size, uint8_t **png, size_t *len,
+           cl_err *err);
+/* A bundle with text/plain and image/png for `show VALUE over X size S`. */
+json_t *lv_bundle_shown(const lv_value *v, const lv_value *over, int size, cl_err *err);
 
 /* A tensor from a value: numbers become 1x1 matrices.  New tensor, or NULL. */
 tn_tensor *lv_to_tensor(const lv_value *v, cl_err *err);

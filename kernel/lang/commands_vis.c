@@ -1,0 +1,430 @@
+/* Verbs that show what a CNN learns: gradcam, guided, guidedcam, saliency,
+ * occlusion, weights, activations, maximize, fool. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/render.h"
+#include "engine/vis/vis.h"
+#include "kernel/lang/lens_engine.h"
+#include "kernel/lang/picture.h"
+
+static int oom(cl_err *err)
+{
+    return cl_err_set(err, CL_ENOMEM, "out of memory");
+}
+
+static void class_text(const lc_call *c, int cls, char *buf, size_t n)
+{
+    const char *label = le_label(c->s, cls);
+    if (label)
+        snprintf(buf, n, "class %d (%s)", cls, label);
+    else
+        snprintf(buf, n, "class %d", cls);
+}
+
+/* (N,h,w) with N = 1 becomes (h,w). */
+static void drop_batch(tn_tensor *t)
+{
+    if (t->ndim >= 3 && t->shape[0] == 1) {
+        int64_t s[TN_MAXDIM];
+        for (int i = 1; i < t->ndim; i++) s[i - 1] = t->shape[i];
+        tn_reshape(t, t->ndim - 1, s, NULL);
+    }
+}
+
+static int do_gradcam(lc_call *c, lv_value **out, cl_err *err)
+{
+    net *m = le_model(c, err);
+    if (!m) return -1;
+    tn_tensor x;
+    int layer, cls, used = -1;
+    vis_cam_kind kind;
+    if (le_input(c, m, "x", &x, err) < 0 || (layer = le_layer(c, m, "layer", err)) < 0 ||
+        le_class(c, m, "class", &cls, err) < 0)
+        return -1;
+    if (vis_cam_kind_parse(lc_text(c, "method"), &kind, err) < 0)
+        return lc_arg_error(c, "method", err, err->code, "gradcam: %s", err->msg);
+    cl_progress p = ss_progress(c->s);
+    tn_tensor *cam = vis_cam(m, &x, layer, cls, kind, &p, &used, err);
+    if (!cam) return -1;
+    drop_batch(cam);
+    net_node_info info;
+    net_node_info_get(m, layer, &info);
+    char what[160], desc[256];
+    class_text(c, used, what, sizeof what);
+    snprintf(desc, sizeof desc, "%s of %s at %s", vis_cam_kind_name(kind), what, info.name);
+    return (*out = lv_heatmap(cam, lc_get(c, "x"), desc)) ? 0 : oom(err);
+}
+
+static int do_guided(lc_call *c, lv_value **out, cl_err *err)
+{
+    net *m = le_model(c, err);
+    if (!m) return -1;
+    tn_tensor x;
+    int cls, used = -1;
+    if (le_input(c, m, "x", &x, err) < 0 || le_class(c, m, "class", &cls, err) < 0) return -1;
+    const char *rule = lc_text(c, "rule");
+    net_relu_rule r = !strcmp(rule, "guided")   ? NET_RELU_GUIDED
+                      : !strcmp(rule, "deconv") ? NET_RELU_DECONV
+                      : !strcmp(rule, "plain")  ? NET_RELU_PLAIN
+                                                : (net_relu_rule)-1;
+    if ((int)r < 0)
+        return lc_arg_error(c, "rule", err, CL_EINVAL,
+                            "guided: rule is guided, deconv or plain, not '%s'", rule);
+    tn_tensor *g = vis_input_grad(m, &x, cls, r, &used, err);
+    if (!g) return -1;
+    drop_batch(g);
+    lv_value *v = lv_image(g, 0);
+    if (!v) return oom(err);
+    v->show = LV_SHOW_GUIDED;
+    char what[160], desc[256];
+    class_text(c, used, what, sizeof what);
+    snprintf(desc, sizeof desc, "%s backprop of %s", rule, what);
+    lv_set_desc(v, desc);
+    *out = v;
+    return 0;
+}
+
+static int do_guidedcam(lc_call *c, lv_value **out, cl_err *err)
+{
+    net *m = le_model(c, err);
+    if (!m) return -1;
+    tn_tensor x;
+    int layer, cls, used = -1;
+    if (le_input(c, m, "x", &x, err) < 0 || (layer = le_layer(c, m, "layer", err)) < 0 ||
+        le_class(c, m, "class", &cls, err) < 0)
+        return -1;
+    tn_tensor *g = vis_guided_gradcam(m, &x, layer, cls, &used, err);
+    if (!g) return -1;
+    drop_batch(g);
+    lv_value *v = lv_image(g, 0);
+    if (!v) return oom(err);
+    v->show = LV_SHOW_GUIDED;
+    char what[160], desc[256];
+    class_text(c, used, what, sizeof what);
+    snprintf(desc, sizeof desc, "guided Grad-CAM of %s", what);
+    lv_set_desc(v, desc);
+    *out = v;
+    return 0;
+}
+
+static int do_saliency(lc_call *c, lv_value **out, cl_err *err)
+{
+    net *m = le_model(c, err);
+    if (!m) return -1;
+    tn_tensor x;
+    int cls, used = -1;
+    if (le_input(c, m, "x", &x, err) < 0 || le_class(c, m, "class", &cls, err) < 0) return -1;
+    tn_tensor *s = vis_saliency(m, &x, cls, &used, err);
+    if (!s) return -1;
+    drop_batch(s);
+    char what[160], desc[256];
+    class_text(c, used, what, sizeof what);
+    snprintf(desc, sizeof desc, "saliency of %s", what);
+    return (*out = lv_heatmap(s, lc_get(c, "x"), desc)) ? 0 : oom(err);
+}
+
+static int do_occlusion(lc_call *c, lv_value **out, cl_err *err)
+{
+    net *m = le_model(c, err);
+    if (!m) return -1;
+    tn_tensor x;
+    int cls, used = -1;
+    if (le_input(c, m, "x", &x, err) < 0 || le_class(c, m, "class", &cls, err) < 0) return -1;
+    vis_occlusion_opts o = {0};
+    o.window_h = o.window_w = (int)lc_num(c, "window", 16);
+    o.stride_h = o.stride_w = (int)lc_num(c, "stride", 8);
+    o.baseline = (float)lc_num(c, "baseline", 0);
+    if (o.window_h < 1 || o.stride_h < 1)
+        return lc_arg_error(c, "window", err, CL_EINVAL,
+                            "occlusion: window and stride must be 1 or more");
+    le_live live;
+    cl_progress p = le_live_start(&live, c);
+    tn_tensor *map = vis_occlusion(m, &x, cls, &o, &p, &used, err);
+    le_live_finish(&live, map ? "occlusion: done" : "occlusion: stopped");
+    if (!map) return -1;
+    drop_batch(map);
+    char what[160], desc[256];
+    class_text(c, used, what, sizeof what);
+    snprintf(desc, sizeof desc, "occlusion of %s, window %d stride %d", what, o.window_h,
+             o.stride_h);
+    return (*out = lv_heatmap(map, lc_get(c, "x"), desc)) ? 0 : oom(err);
+}
+
+/* A grid of tiles as a picture value. */
+static lv_value *grid_value(rd_tiles *tiles, tn_tensor *numbers, const char *desc, cl_err *err)
+{
+    rd_grid_opts go = {0, 64, 4};
+    rd_image *im = rd_grid(tiles, &go, err);
+    rd_tiles_free(tiles);
+    if (!im) {
+        tn_free(numbers);
+        return NULL;
+    }
+    static const uint8_t white[3] = {255, 255, 255};
+    pic *p = pic_new(im->w, im->h, white, err);
+    if (p) {
+        for (int i = 0; i < im->w * im->h; i++)
+            for (int k = 0; k < 3; k++)
+                p->px[3 * i + k] = im->pix[im->c * i + (im->c == 3 ? k : 0)];
+    }
+    rd_image_free(im);
+    if (!p) {
+        tn_free(numbers);
+        return NULL;
+    }
+    lv_value *v = lv_picture(p, numbers, desc);
+    if (!v) oom(err);
+    return v;
+}
+
+static int range_of(lc_call *c, const char *arg, int limit, int *lo, int *hi, cl_err *err)
+{
+    lv_value *v = lc_get(c, arg);
+    if (!v) {
+        *lo = 0;
+        *hi = limit - 1;
+        return 0;
+    }
+    int64_t a = v->kind == LV_NUM ? (int64_t)v->num : v->lo,
+            b = v->kind == LV_NUM ? (int64_t)v->num : v->hi;
+    if (a < 0 || b >= limit)
+        return lc_arg_error(c, arg, err, CL_EINVAL, "%s: %s must be within 0..%d", c->verb->name,
+                            arg, limit - 1);
+    *lo = (int)a;
+    *hi = (int)b;
+    return 0;
+}
+
+static int do_weights(lc_call *c, lv_value **out, cl_err *err)
+{
+    net *m = le_model(c, err);
+    if (!m) return -1;
+    const char *layer = lc_text(c, "layer");
+    int node = net_find(m, layer, err);
+    if (node < 0) return lc_arg_error(c, "layer", err, err->code, "weights: %s", err->msg);
+    net_node_info info;
+    net_node_info_get(m, node, &info);
+    char want[256];
+    snprintf(want, sizeof want, "%s.weight", info.name);
+    const tn_tensor *w = NULL;
+    for (int i = 0; i < net_param_tensors(m); i++) {
+        net_param p;
+        if (net_param_get(m, i, &p) == 0 && !strcmp(p.name, want)) w = p.value;
+    }
+    if (!w)
+        return lc_arg_error(c, "layer", err, CL_EINVAL,
+                            "weights: %s (%s) has no weights; try a conv or linear layer",
+                            info.name, info.type);
+    int f0, f1, c0, c1;
+    if (range_of(c, "filter", (int)w->shape[0], &f0, &f1, err) < 0) return -1;
+    if (!lc_get(c, "filter") && f1 > 63) f1 = 63;
+    int nin = w->ndim >= 2 ? (int)w->shape[1] : 1;
+    if (range_of(c, "channel", nin, &c0, &c1, err) < 0) return -1;
+    if (!lc_get(c, "channel") && nin != 3 && c1 > 0) c1 = 0;
+    rd_tiles *tiles = rd_weight_tiles(w, f0, f1, c0, c1, err);
+    if (!tiles) return -1;
+    tn_tensor *numbers = tn_clone(w, err);
+    char desc[256], shape[64];
+    snprintf(desc, sizeof desc, "weights of %s %s, filters %d..%d", info.name,
+             tn_shape_str(w, shape, sizeof shape), f0, f1);
+    return (*out = grid_value(tiles, numbers, desc, err)) ? 0 : -1;
+}
+
+static int do_activations(lc_call *c, lv_value **out, cl_err *err)
+{
+    net *m = le_model(c, err);
+    if (!m) return -1;
+    tn_tensor x;
+    if (le_input(c, m, "x", &x, err) < 0) return -1;
+    const char *layer = lc_text(c, "layer");
+    int node = net_find(m, layer, err);
+    if (node < 0) return lc_arg_error(c, "layer", err, err->code, "activations: %s", err->msg);
+    if (net_forward(m, &x, err) < 0) return -1;
+    const tn_tensor *a = net_node_output(m, node);
+    int C = (int)a->shape[1];
+    int lo, hi;
+    if (range_of(c, "channel", C, &lo, &hi, err) < 0) return -1;
+    if (!lc_get(c, "channel") && hi > 63) hi = 63;
+    int n = hi - lo + 1;
+    int *ch = malloc((size_t)n * sizeof *ch);
+    if (!ch) return oom(err);
+    for (int i = 0; i < n; i++) ch[i] = lo + i;
+    rd_tiles *tiles = rd_activation_tiles(a, ch, n, lc_flag(c, "shared"), err);
+    free(ch);
+    if (!tiles) return -1;
+    tn_tensor *numbers = tn_clone(a, err);
+    if (numbers) drop_batch(numbers);
+    net_node_info info;
+    net_node_info_get(m, node, &info);
+    char desc[256];
+    snprintf(desc, sizeof desc, "activations of %s, channels %d..%d", info.name, lo, hi);
+    return (*out = grid_value(tiles, numbers, desc, err)) ? 0 : -1;
+}
+
+static int do_maximize(lc_call *c, lv_value **out, cl_err *err)
+{
+    net *m = le_model(c, err);
+    if (!m) return -1;
+    const char *layer = lc_text(c, "layer");
+    int node = net_find(m, layer, err);
+    if (node < 0) return lc_arg_error(c, "layer", err, err->code, "maximize: %s", err->msg);
+    net_node_info info;
+    net_node_info_get(m, node, &info);
+    const char *which = lc_get(c, "filter")   ? "filter"
+                        : lc_get(c, "neuron") ? "neuron"
+                        : lc_get(c, "class")  ? "class"
+                                              : NULL;
+    int limit = (int)info.shape[1], n = 1, *units;
+    if (which) {
+        if (!(units = le_units(c, which, limit, &n, err))) return -1;
+    } else {
+        units = malloc(sizeof *units);
+        if (!units) return oom(err);
+        units[0] = 0;
+    }
+    vis_max_opts o = {0};
+    o.steps = (int)lc_num(c, "steps", 200);
+    o.lr = (float)lc_num(c, "lr", 0.05);
+    o.l1 = (float)lc_num(c, "l1", 0);
+    o.tv = (float)lc_num(c, "tv", 0);
+    o.jitter = (int)lc_num(c, "jitter", 0);
+    o.seed = ss_rand_u64(c->s);
+    le_live live;
+    cl_progress p = le_live_start(&live, c);
+    float *obj = malloc((size_t)n * sizeof *obj);
+    tn_tensor *imgs = obj ? vis_maximize(m, node, units, n, &o, &p, obj, NULL, err) : NULL;
+    le_live_finish(&live, imgs ? "maximize: done" : "maximize: stopped");
+    if (!obj) oom(err);
+    rd_tiles *tiles = imgs ? rd_tiles_new(err) : NULL;
+    for (int i = 0; tiles && i < n; i++) {
+        /* Each image min-max scaled on its own, like the lecture's figures. */
+        tn_tensor one = *imgs;
+        one.ndim = 3;
+        for (int d = 0; d < 3; d++) {
+            one.shape[d] = imgs->shape[d + 1];
+            one.stride[d] = imgs->stride[d + 1];
+        }
+        one.data = imgs->data + (size_t)i * imgs->stride[0];
+        one.cap = 0;
+        rd_image *im = rd_from_tensor(&one, 1, err);
+        char cap[64];
+        snprintf(cap, sizeof cap, "%s %d", which ? which : "unit", units[i]);
+        if (!im || rd_tiles_add(tiles, im, cap, err) < 0) {
+            rd_tiles_free(tiles);
+            tiles = NULL;
+        }
+    }
+    free(units);
+    free(obj);
+    if (!tiles) {
+        tn_free(imgs);
+        return -1;
+    }
+    char desc[256];
+    snprintf(desc, sizeof desc, "images that maximise %s of %s (%d steps)",
+             which ? which : "unit 0", info.name, o.steps);
+    return (*out = grid_value(tiles, imgs, desc, err)) ? 0 : -1;
+}
+
+static int do_fool(lc_call *c, lv_value **out, cl_err *err)
+{
+    net *m = le_model(c, err);
+    if (!m) return -1;
+    int cls;
+    if (le_class(c, m, "class", &cls, err) < 0) return -1;
+    if (cls < 0) return cl_err_set(err, CL_EINVAL, "fool needs a class: fool class 3");
+    vis_fool_opts o = {0};
+    o.cls = cls;
+    o.confidence = (float)lc_num(c, "confidence", 0.99);
+    o.max_steps = (int)lc_num(c, "steps", 2000);
+    o.seed = ss_rand_u64(c->s);
+    le_live live;
+    cl_progress p = le_live_start(&live, c);
+    vis_fool_result r = {0};
+    int rc = vis_fool(m, &o, &p, &r, err);
+    le_live_finish(&live, rc < 0 ? "fool: stopped" : "fool: done");
+    if (rc < 0) return -1;
+    drop_batch(r.image);
+    char what[160], desc[256];
+    class_text(c, cls, what, sizeof what);
+    snprintf(desc, sizeof desc, "fooling image for %s: confidence %.4f after %d steps", what,
+             (double)r.prob, r.steps);
+    lv_value *v = lv_image(r.image, 0);
+    if (!v) return oom(err);
+    lv_set_desc(v, desc);
+    *out = v;
+    return 0;
+}
+
+#define X_INPUT                                                                                    \
+    {                                                                                              \
+        "x", LA_IMAGE | LA_TENSOR | LA_NESTED, NULL, "an image (C,H,W) the model takes"            \
+    }
+#define CLASS_OPT                                                                                  \
+    {                                                                                              \
+        "class", LA_NUM | LA_INT | LA_WORD | LA_STR | LA_CLASS, NULL,                              \
+            "the class to explain, a number or a label (default: the predicted one)"               \
+    }
+
+/* clang-format off */
+const lc_verb lc_vis_verbs[] = {
+    {"gradcam", "visualising", "Grad-CAM: where in the image the model finds evidence for a class.", 1, 3,
+     {X_INPUT},
+     {{"layer", LA_WORD | LA_STR | LA_LAYER, NULL, "the layer whose feature maps are weighted (default: the last conv layer's output)"},
+      CLASS_OPT,
+      {"method", LA_WORD | LA_STR, "gradcam", "gradcam, gradcam++, scorecam, layercam or hirescam"}},
+     "As pytorch-grad-cam computes it: the raw logit's gradients averaged over each feature map "
+     "weight the maps; ReLU of the sum.  Show it over the image: show cam over x.",
+     "cam = gradcam x layer layer4 class 331\nshow cam over x size 420", do_gradcam},
+    {"guided", "visualising", "Guided backpropagation: the input pixels the class is sensitive to.", 1, 2,
+     {X_INPUT}, {CLASS_OPT, {"rule", LA_WORD | LA_STR, "guided", "guided, deconv or plain (the ReLU rule)"}},
+     NULL, "show guided x class 331", do_guided},
+    {"guidedcam", "visualising", "Guided Grad-CAM: guided backprop times the upsampled Grad-CAM map.", 1, 2,
+     {X_INPUT}, {{"layer", LA_WORD | LA_STR | LA_LAYER, NULL, "the Grad-CAM layer (default: the last conv layer's output)"}, CLASS_OPT},
+     NULL, "show guidedcam x layer layer4 class 331", do_guidedcam},
+    {"saliency", "visualising", "Vanilla saliency: the largest |gradient| over the colour channels.", 1, 1,
+     {X_INPUT}, {CLASS_OPT}, NULL, "show saliency x", do_saliency},
+    {"occlusion", "visualising", "Occlusion: how much the class score drops when a patch is hidden.", 1, 4,
+     {X_INPUT},
+     {CLASS_OPT,
+      {"window", LA_NUM | LA_INT, "16", "side of the hidden patch in pixels"},
+      {"stride", LA_NUM | LA_INT, "8", "step between patches"},
+      {"baseline", LA_NUM, "0", "value of the hidden pixels (in the model's input space)"}},
+     "As Captum's Occlusion: a pixel's value is the mean score drop over the patches covering it.",
+     "show occlusion x class 331 window 32 stride 16", do_occlusion},
+    {"weights", "visualising", "A layer's filters as a grid of pictures.", 1, 2,
+     {{"layer", LA_WORD | LA_STR | LA_LAYER, NULL, "a conv or linear layer"}},
+     {{"filter", LA_NUM | LA_INT | LA_RANGE, NULL, "which filters (default: the first 64)"},
+      {"channel", LA_NUM | LA_INT | LA_RANGE, NULL, "which input channels (default: colour, or channel 0)"}},
+     NULL, "show weights conv1", do_weights},
+    {"activations", "visualising", "The feature maps of an image at a layer, as a grid.", 2, 2,
+     {X_INPUT, {"layer", LA_WORD | LA_STR | LA_LAYER, NULL, "the layer"}},
+     {{"channel", LA_NUM | LA_INT | LA_RANGE, NULL, "which maps (default: the first 64)"},
+      {"shared", LA_FLAG, NULL, "one grey scale for all maps, to compare them"}},
+     NULL, "show activations x conv2 channel 0..13", do_activations},
+    {"maximize", "visualising", "Activation maximisation: images that make a filter, neuron or class fire.", 1, 8,
+     {{"layer", LA_WORD | LA_STR | LA_LAYER, NULL, "the layer (output: the class scores)"}},
+     {{"filter", LA_NUM | LA_INT | LA_RANGE, NULL, "which feature maps (the sum of each map)"},
+      {"neuron", LA_NUM | LA_INT | LA_RANGE, NULL, "which units of a dense layer"},
+      {"class", LA_NUM | LA_INT | LA_RANGE, NULL, "which classes (at the output layer)"},
+      {"steps", LA_NUM | LA_INT, "200", "optimisation steps"},
+      {"lr", LA_NUM, "0.05", "learning rate (Adam)"},
+      {"l1", LA_NUM, "0", "penalty on sum |x|: fewer \"ink\" pixels"},
+      {"tv", LA_NUM, "0", "total-variation penalty: smoother images"},
+      {"jitter", LA_NUM | LA_INT, "0", "random shift of up to N pixels per step"}},
+     "Progress is shown live; an interrupt stops it within a fraction of a second.",
+     "show maximize conv2 filter 0..13 steps 200 lr 0.1\nshow maximize output class 0..9 l1 0.05", do_maximize},
+    {"fool", "visualising", "A fooling image: noise pushed until the model is sure it sees a class.", 0, 3,
+     {{0}},
+     {{"class", LA_NUM | LA_INT | LA_WORD | LA_STR | LA_CLASS, NULL, "the class to fake"},
+      {"confidence", LA_NUM, "0.99", "stop once the probability reaches this"},
+      {"steps", LA_NUM | LA_INT, "2000", "at most this many steps"}},
+     "Nguyen et al. 2015: gradient ascent on the softmax probability from random noise.",
+     "show fool class 3 confidence 0.99", do_fool},
+};
+/* clang-format on */
+
+const int lc_vis_count = sizeof lc_vis_verbs / sizeof *lc_vis_verbs;
