@@ -40,7 +40,9 @@ static void out_display(void *ctx, json_t *data, json_t *metadata, const char *d
     if (display_id)
         json_object_set_new(json_object_get(content, "transient"), "display_id",
                             json_string(display_id));
-    sv_publish(c->s, c->req, update ? "update_display_data" : "display_data", content);
+    /* An update names the display it replaces; without an id it can only be new. */
+    sv_publish(c->s, c->req, update && display_id ? "update_display_data" : "display_data",
+               content);
 }
 
 static void out_clear(void *ctx, int wait)
