@@ -167,6 +167,31 @@ static void on_stream(void *ctx, const char *name, const char *text)
         fflush(stdout);
         return;
     }
+    /* Consecutive writes to one stream are one output, as Jupyter front ends
+     * (and the kernel server, which buffers them) store them. */
+    size_t n = json_array_size(R->outputs);
+    json_t *last = n ? json_array_get(R->outputs, n - 1) : NULL;
+    if (last && !strcmp(json_string_value(json_object_get(last, "output_type")), "stream") &&
+        !strcmp(json_string_value(json_object_get(last, "name")), name)) {
+        json_t *more = lines_of(text), *lines = json_object_get(last, "text");
+        size_t k = json_array_size(lines);
+        const char *tail = k ? json_string_value(json_array_get(lines, k - 1)) : "\n";
+        size_t tl = strlen(tail);
+        if (tl && tail[tl - 1] != '\n' && json_array_size(more)) {
+            /* The last line was unfinished: it continues with the new text. */
+            char *joined = malloc(tl + strlen(json_string_value(json_array_get(more, 0))) + 1);
+            if (joined) {
+                strcpy(joined, tail);
+                strcat(joined, json_string_value(json_array_get(more, 0)));
+                json_array_set_new(lines, k - 1, json_string(joined));
+                free(joined);
+                json_array_remove(more, 0);
+            }
+        }
+        json_array_extend(lines, more);
+        json_decref(more);
+        return;
+    }
     json_array_append_new(R->outputs, json_pack("{s:s, s:s, s:o}", "output_type", "stream", "name",
                                                 name, "text", lines_of(text)));
 }
@@ -259,6 +284,7 @@ static int run_cell(run_ctx *R, const char *code, int count, json_t *cell, int t
         }
     }
     int ok = res.ok;
+    fflush(stdout); /* the text before the error comes first */
     if (!ok) {
         if (R->notebook) {
             json_array_append_new(R->outputs, json_pack("{s:s, s:s, s:s, s:O}", "output_type",
