@@ -116,7 +116,7 @@ def test_optimiser_steps_match_pytorch(cnnlens_bin, start, tmp_path, optim, extr
     out = str(tmp_path / "after.safetensors")
     steps, batch = 4, 32
     args = ["--weights", path, "--out", out, "--optim", optim, "--batch", str(batch), "--limit",
-            str(steps * batch), "--no-shuffle", "--no-eval", "--quiet", *extra]
+            str(steps * batch), "--no-shuffle", "--no-eval", "--quiet", "--keep-conv-bias", *extra]
     run(cnnlens_bin, *args)
     lr = float(extra[extra.index("--lr") + 1]) if "--lr" in extra else 1e-3
     if optim == "adam":
