@@ -86,10 +86,13 @@ const char *lc_text(const lc_call *c, const char *name)
 int lc_arg_error(lc_call *c, const char *name, cl_err *err, cl_code code, const char *fmt, ...)
 {
     (void)name;
+    /* Through a copy: callers may pass err->msg itself as an argument. */
+    char msg[CL_ERR_MSG];
     va_list ap;
     va_start(ap, fmt);
-    cl_err_vset(err, code, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    cl_err_set(err, code, "%s", msg);
     /* The evaluator reads the position back from the call. */
     int i = lc_arg_index(c->verb, name);
     if (i >= 0 && c->line[i]) {
@@ -101,44 +104,31 @@ int lc_arg_error(lc_call *c, const char *name, cl_err *err, cl_code code, const 
 
 void lc_types_text(unsigned types, char *buf, size_t n)
 {
-    static const struct {
-        unsigned bit;
-        const char *name;
-    } kinds[] = {
-        {LA_NUM, "a number"},      {LA_STR, "a string"},
-        {LA_RANGE, "a range"},     {LA_TENSOR, "a matrix or tensor"},
-        {LA_IMAGE, "an image"},    {LA_HEATMAP, "a heatmap"},
-        {LA_MODEL, "a model"},     {LA_TABLE, "a table"},
-        {LA_PICTURE, "a picture"},
-    };
-    const char *names[16];
-    int k = 0;
     if ((types & LA_ANY) == LA_ANY) {
         snprintf(buf, n, "any value");
         return;
     }
-    if (types & LA_WORD) names[k++] = "a name";
-    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
-        if (!(types & kinds[i].bit)) continue;
-        if (kinds[i].bit == LA_NUM && (types & LA_INT))
-            names[k++] = "a whole number";
-        else
-            names[k++] = kinds[i].name;
-    }
-    buf[0] = '\0';
+    const char *names[16];
+    int k = 0;
+    /* The most likely kinds first: "an image or tensor", "a number or range". */
+    if (types & LA_IMAGE) names[k++] = "image";
+    if (types & LA_TENSOR) names[k++] = (types & LA_IMAGE) ? "tensor" : "matrix or tensor";
+    if (types & LA_NUM) names[k++] = (types & LA_INT) ? "whole number" : "number";
+    if (types & LA_RANGE) names[k++] = "range";
+    if (types & LA_HEATMAP) names[k++] = "heatmap";
+    if (types & LA_WORD) names[k++] = "name";
+    if ((types & LA_STR) && !(types & LA_WORD)) names[k++] = "string";
+    if (types & LA_MODEL) names[k++] = "model";
+    if (types & LA_TABLE) names[k++] = "table";
+    if (types & LA_PICTURE) names[k++] = "picture";
     size_t len = 0;
-    for (int i = 0; i < k; i++) {
-        const char *sep = i == 0 ? "" : i == k - 1 ? " or " : ", ";
-        /* "an image or tensor": drop the article after the first kind. */
-        const char *word = names[i];
-        if (i > 0 && !strncmp(word, "a ", 2))
-            word += 2;
-        else if (i > 0 && !strncmp(word, "an ", 3))
-            word += 3;
-        len += (size_t)snprintf(buf + len, len < n ? n - len : 0, "%s%s", sep, word);
-        if (len >= n) break;
+    buf[0] = '\0';
+    for (int i = 0; i < k && len < n; i++) {
+        const char *sep = i == 0       ? (strchr("aeiou", names[0][0]) ? "an " : "a ")
+                          : i == k - 1 ? " or "
+                                       : ", ";
+        len += (size_t)snprintf(buf + len, n - len, "%s%s", sep, names[i]);
     }
-    if (!strcmp(buf, "an image or matrix or tensor")) snprintf(buf, n, "an image or tensor");
 }
 
 static const char *meta_of(const lc_arg *a)
