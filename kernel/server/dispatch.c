@@ -221,8 +221,7 @@ void sv_dispatch(sv_server *s, void *sock, int channel, kp_msg *req)
 
 /* Requests already queued when a cell fails were written expecting it to
  * succeed: answer them "aborted" instead of running them (stop_on_error).
- * Only what is queued now counts (as ipykernel's default of no grace period):
- * a front end that saw the error and sends again must be served. */
+ * Only what is queued now counts (as ipykernel's default of no grace period). */
 void sv_abort_queued(sv_server *s)
 {
     zmq_pollitem_t item = {s->shell, 0, ZMQ_POLLIN, 0};

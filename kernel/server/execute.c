@@ -130,13 +130,19 @@ static void finish_ok(sv_server *s, void *sock, const kp_msg *req, kn_exec_resul
                             json_is_object(exprs) ? user_expressions(s, exprs) : json_object()));
 }
 
-static void finish_error(sv_server *s, void *sock, const kp_msg *req, kn_exec_result *res)
+/* With stop_on_error, requests queued behind a failed cell are answered
+ * "aborted" before the cell's own reply goes out: only what was sent before
+ * the client could see the error is aborted, never a request made in answer
+ * to it. */
+static void finish_error(sv_server *s, void *sock, const kp_msg *req, kn_exec_result *res,
+                         int stop_on_error)
 {
     const char *ename = res->ename ? res->ename : "Error";
     const char *evalue = res->evalue ? res->evalue : "";
     json_t *tb = ref_or_array(json_is_array(res->traceback) ? res->traceback : NULL);
     sv_publish(s, req, "error",
                json_pack("{s:s,s:s,s:O}", "ename", ename, "evalue", evalue, "traceback", tb));
+    if (stop_on_error) sv_abort_queued(s);
     sv_send_reply(s, sock, req, "execute_reply",
                   json_pack("{s:s,s:i,s:s,s:s,s:o,s:{}}", "status", "error", "execution_count",
                             s->execution_count, "ename", ename, "evalue", evalue, "traceback", tb,
@@ -184,16 +190,14 @@ void sv_execute(sv_server *s, void *sock, kp_msg *req)
     if (res.ok)
         finish_ok(s, sock, req, &res, silent);
     else
-        finish_error(s, sock, req, &res);
+        finish_error(s, sock, req, &res, stop_on_error);
     if (store) {
         char *text = res.ok ? result_text(&res) : NULL;
         if (sv_hist_add(&s->hist, s->execution_count, code, text))
             sv_log("out of memory: the history misses cell %d", s->execution_count);
         free(text);
     }
-    int abort = !res.ok && stop_on_error;
     kn_exec_result_free(&res);
-    if (abort) sv_abort_queued(s);
 }
 
 void kn_exec_result_free(kn_exec_result *r)
