@@ -106,8 +106,8 @@ def test_batch_gradients_match_pytorch(cnnlens_bin, start, tmp_path):
 @pytest.mark.parametrize(
     "optim,extra",
     [
-        ("adam", ["--schedule", "constant"]),
-        ("adam", ["--schedule", "cosine"]),
+        ("adam", ["--schedule", "constant", "--lr", "0.001"]),
+        ("adam", ["--schedule", "cosine", "--lr", "0.003"]),
         ("sgd", ["--schedule", "constant", "--momentum", "0.9", "--lr", "0.05"]),
     ],
 )
@@ -115,10 +115,10 @@ def test_optimiser_steps_match_pytorch(cnnlens_bin, start, tmp_path, optim, extr
     m, path = start
     out = str(tmp_path / "after.safetensors")
     steps, batch = 4, 32
-    args = ["--weights", path, "--out", out, "--optim", optim, "--batch", str(batch), "--limit",
+    args = ["--weights", path, "--out", out, "--optim", optim, "--epochs", "1", "--batch", str(batch), "--limit",
             str(steps * batch), "--no-shuffle", "--no-eval", "--quiet", "--keep-conv-bias", *extra]
     run(cnnlens_bin, *args)
-    lr = float(extra[extra.index("--lr") + 1]) if "--lr" in extra else 1e-3
+    lr = float(extra[extra.index("--lr") + 1])
     if optim == "adam":
         opt = torch.optim.Adam(m.parameters(), lr=lr)
     else:
