@@ -752,15 +752,11 @@ static int do_randn(lc_call *c, lv_value **out, cl_err *err)
 
 /* ---- the table ---------------------------------------------------------- */
 
-#define X_ARRAY                                                                                    \
-    {                                                                                              \
-        "x", LA_NUM | LA_ARRAY | LA_NESTED, NULL, "the values"                                     \
-    }
-#define SIZE_ARGS                                                                                  \
-    {"rows", LA_NUM | LA_INT, NULL, "number of rows"},                                             \
-    {                                                                                              \
-        "cols", LA_NUM | LA_INT | LA_OPTIONAL, NULL, "number of columns (default: rows)"           \
-    }
+/* clang-format off */
+#define X_ARRAY {"x", LA_NUM | LA_ARRAY | LA_PICTURE | LA_NESTED, NULL, "the values"}
+#define SIZE_ARGS {"rows", LA_NUM | LA_INT, NULL, "number of rows"}, \
+                  {"cols", LA_NUM | LA_INT | LA_OPTIONAL, NULL, "number of columns (default: rows)"}
+/* clang-format on */
 
 /* clang-format off */
 const lc_verb lc_core_verbs[] = {
@@ -918,7 +914,7 @@ const lc_verb lc_core_verbs[] = {
      "The size of each dimension.",
      1,
      0,
-     {{"x", LA_NUM | LA_ARRAY | LA_NESTED, NULL, "a matrix, tensor or image"}},
+     {{"x", LA_NUM | LA_ARRAY | LA_PICTURE | LA_NESTED, NULL, "a matrix, tensor or image"}},
      {{0}},
      NULL,
      "shape m",

@@ -245,6 +245,8 @@ static int lex_ident(lexer *L)
     while (is_ident_char((unsigned char)s[i]) ||
            (s[i] == '.' && is_ident_char((unsigned char)s[i + 1])))
         i++;
+    /* "gradcam++" is one word (a method name), "x++" nothing else. */
+    if (s[i] == '+' && s[i + 1] == '+' && !is_ident_char((unsigned char)s[i + 2])) i += 2;
     lx_token *t = push(L, LT_IDENT, b, i - b);
     if (!t || !(t->str = strndup(s + b, i - b)))
         return cl_err_set(L->err, CL_ENOMEM, "out of memory");
