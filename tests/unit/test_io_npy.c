@@ -180,3 +180,27 @@ Test(npy, rejects_bad_files)
     expect_fail("empty.npy", "empty");
     expect_fail("missing.npy", "cannot open");
 }
+
+Test(npy, every_truncation_refused_and_bit_flips_survived)
+{
+    cl_err err = {0};
+    tn_tensor *t = tn_new2(3, 7, &err);
+    cr_assert_eq(npy_write(path_of("full.npy"), t, &err), 0);
+    tn_free(t);
+    FILE *f = fopen(path_of("full.npy"), "rb");
+    uint8_t buf[512];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    for (size_t cut = 0; cut < n; cut++) {
+        write_bytes(path_of("cut.npy"), buf, cut);
+        tn_tensor *r = npy_read(path_of("cut.npy"), &err);
+        cr_assert_null(r, "a file cut to %zu of %zu bytes was accepted", cut, n);
+    }
+    for (size_t i = 0; i < 128; i++) { /* the header; flips in the data are just values */
+        uint8_t keep = buf[i];
+        buf[i] ^= 0x5a;
+        write_bytes(path_of("flip.npy"), buf, n);
+        tn_free(npy_read(path_of("flip.npy"), &err));
+        buf[i] = keep;
+    }
+}

@@ -468,3 +468,90 @@ Test(pth, bit_flips_never_crash)
         free(d);
     }
 }
+
+/* torch's archives carry zip64 end records; a writer that saturates the
+ * classic record's fields makes the reader use them. */
+Test(pth, zip64_end_record_is_used_when_the_classic_one_is_saturated)
+{
+    size_t n;
+    uint8_t *d = read_fixture("tiny.pth", &n);
+    size_t eocd = find_sig(d, n, "PK\x05\x06", 0);
+    cr_assert_neq(eocd, (size_t)-1);
+    cr_assert_neq(find_sig(d, n, "PK\x06\x06", 0), (size_t)-1, "fixture lacks a zip64 record");
+    memset(d + eocd + 8, 0xff, 4);  /* entry counts */
+    memset(d + eocd + 12, 0xff, 8); /* directory size and offset */
+    write_file("z64.pth", d, n);
+    cl_err err = {0};
+    wt_dict *w = wt_load(path_of("z64.pth"), &err);
+    cr_assert_not_null(w, "%s", err.msg);
+    check_tiny(w);
+    wt_free(w);
+    /* ... and a zip64 record pointing outside the file is refused. */
+    size_t loc = find_sig(d, n, "PK\x06\x07", 0);
+    set_u32(d + loc + 8, 0x7ffffff0u);
+    write_file("z64bad.pth", d, n);
+    expect_fail("z64bad.pth", "outside the file");
+    free(d);
+}
+
+/* Python 2 era legacy files: str keys as SHORT_BINSTRING, OrderedDict built
+ * from a list of [key, value] lists, and _rebuild_tensor (v1). */
+Test(pth, python2_style_legacy_pickle)
+{
+    bb b = {0};
+    global(&b, "collections", "OrderedDict");
+    op(&b, ']');
+    op(&b, '(');
+    op(&b, ']');
+    op(&b, '(');
+    op(&b, 'U'), op(&b, 6), put(&b, "conv.w", 6);
+    global(&b, "torch._utils", "_rebuild_tensor");
+    op(&b, '(');
+    op(&b, '(');
+    op(&b, 'U'), op(&b, 7), put(&b, "storage", 7);
+    global(&b, "torch", "FloatStorage");
+    op(&b, 'U'), op(&b, 1), put(&b, "0", 1);
+    op(&b, 'U'), op(&b, 3), put(&b, "cpu", 3);
+    op(&b, 'K'), op(&b, 12);
+    op(&b, 'N');
+    op(&b, 't');
+    op(&b, 'Q');
+    op(&b, 'K'), op(&b, 0);
+    op(&b, 'K'), op(&b, 3), op(&b, 'K'), op(&b, 4), op(&b, 0x86); /* TUPLE2 */
+    op(&b, 'K'), op(&b, 4), op(&b, 'K'), op(&b, 1), op(&b, 0x86);
+    op(&b, 't');
+    op(&b, 'R');
+    op(&b, 'e');  /* APPENDS: [key, tensor] */
+    op(&b, 'e');  /* APPENDS: the pair into the outer list */
+    op(&b, 0x85); /* TUPLE1: (list,) */
+    op(&b, 'R');
+    /* The object pickle is followed by the real storage list and data. */
+    bb full = {0};
+    static const uint8_t magic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
+                                    0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
+    put(&full, magic, sizeof magic);
+    put(&full, "\x80\x02M\xe9\x03.", 6);
+    put(&full, "\x80\x02}.", 4);
+    op(&full, 0x80), op(&full, 2);
+    put(&full, b.d, b.n);
+    op(&full, '.');
+    put(&full,
+        "\x80\x02](U\x01"
+        "0e.",
+        9);
+    u64le(&full, 12);
+    for (int i = 0; i < 12; i++) {
+        float f = (float)i * 0.5f;
+        put(&full, &f, 4);
+    }
+    write_file("py2.pth", full.d, full.n);
+    cl_err err = {0};
+    wt_dict *w = wt_load(path_of("py2.pth"), &err);
+    cr_assert_not_null(w, "%s", err.msg);
+    const tn_tensor *t = wt_get(w, "conv.w");
+    cr_assert_not_null(t);
+    cr_assert_eq(t->shape[0], 3);
+    cr_assert_eq(t->shape[1], 4);
+    cr_assert_eq(t->data[11], 5.5f);
+    wt_free(w);
+}

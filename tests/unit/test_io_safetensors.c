@@ -213,3 +213,34 @@ Test(safetensors, every_truncation_is_rejected)
         cr_assert_null(r, "a file cut at %zu of %zu bytes must be rejected", k, n);
     }
 }
+
+/* Each byte flipped in turn: accepted or refused, never a crash or a leak
+ * (ASan in tests/run.sh). */
+Test(safetensors, bit_flips_never_crash)
+{
+    cl_err err = {0};
+    wt_dict *d = wt_new(&err);
+    cr_assert_eq(wt_add(d, "conv.weight", tn_new4(2, 1, 3, 3, &err), &err), 0);
+    cr_assert_eq(wt_add(d, "conv.bias", tn_new1(2, &err), &err), 0);
+    cr_assert_eq(wt_save_safetensors(d, path_of("full.safetensors"), &err), 0, "%s", err.msg);
+    wt_free(d);
+    FILE *f = fopen(path_of("full.safetensors"), "rb");
+    uint8_t buf[1024];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t keep = buf[i];
+        for (int k = 0; k < 2; k++) {
+            buf[i] = k ? (uint8_t)(keep ^ 0x80) : (uint8_t)(keep + 1);
+            f = fopen(path_of("flip.safetensors"), "wb");
+            fwrite(buf, 1, n, f);
+            fclose(f);
+            wt_dict *r = wt_load(path_of("flip.safetensors"), &err);
+            if (r)
+                wt_free(r);
+            else
+                cr_assert_neq(err.msg[0], '\0');
+        }
+        buf[i] = keep;
+    }
+}
