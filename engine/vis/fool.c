@@ -69,10 +69,10 @@ int vis_fool(net *m, const vis_fool_opts *opts, const cl_progress *p, vis_fool_r
         const float *g = net_input_grad(m)->data;
         double g2 = 0.0;
         for (int64_t i = 0; i < n; i++) g2 += (double)g[i] * g[i];
-        if (g2 == 0.0) break; /* a flat spot: no direction to climb */
-        float lr = (float)(fmin(0.03, 0.1 * (1.0 - prob)) / g2);
+        double lr = fmin(0.03, 0.1 * (1.0 - prob)) / g2;
+        if (!(g2 > 0.0) || !isfinite(lr)) break; /* a flat spot: no direction to climb */
         for (int64_t i = 0; i < n; i++) {
-            float v = (x->data[i] + lr * g[i]) * 0.99f;
+            float v = (x->data[i] + (float)(lr * g[i])) * 0.99f;
             x->data[i] = o.lo < o.hi ? (v < o.lo ? o.lo : v > o.hi ? o.hi : v) : v;
         }
     }

@@ -1,0 +1,178 @@
+"""Activation maximisation and fooling images, tested for what they promise
+(the objective rises, the result beats random images of the same norm, l1
+leaves most pixels without ink, the fooled class reaches its confidence) and
+step by step against the same loops written with PyTorch autograd."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from test_vis import Fashion, Xoshiro, make_model, probe, save_safetensors
+
+torch.set_num_threads(2)
+SOURCE = os.environ.get("CNNLENS_SOURCE", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+
+
+def load_safetensors(path):
+    import json
+    import struct
+
+    raw = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        a, b = v["data_offsets"]
+        assert v["dtype"] == "F32"
+        out[k] = torch.from_numpy(np.frombuffer(raw[8 + n + a : 8 + n + b], "<f4").reshape(v["shape"]).copy())
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """The built-in lecture CNN, trained (models/fashion.safetensors): a
+    random-init net is too unsure of everything to be fooled to 99.99%."""
+    path = os.path.join(SOURCE, "models", "fashion.safetensors")
+    m = Fashion()
+    m.load_state_dict(load_safetensors(path))
+    return m.eval(), path
+
+
+@pytest.fixture(scope="module")
+def fashion(tmp_path_factory):
+    m = make_model("fashion", seed=3)
+    p = str(tmp_path_factory.mktemp("w") / "fashion.safetensors")
+    save_safetensors(m.state_dict(), p)
+    return m, p
+
+
+def unit_values(model, layer, x, units):
+    """The slide's a^k = sum_ij a^k_ij (conv) or the neuron's value (dense)."""
+    store = {}
+    h = getattr(model, layer).register_forward_hook(lambda mod, i, o: store.__setitem__("a", o))
+    with torch.no_grad():
+        model(torch.from_numpy(x))
+    h.remove()
+    a = store["a"]
+    a = a.sum(dim=(2, 3)) if a.ndim == 4 else a
+    return a[torch.arange(len(units)), torch.tensor(units)].numpy()
+
+
+def test_fourteen_conv2_filters_rise_and_beat_random_images(cnnlens_bin, fashion, tmp_path):
+    model, wpath = fashion
+    units = list(range(14))
+    info, out = probe(cnnlens_bin, "maximize", tmp_path, "fashion", wpath, layer="conv2", units="0..13",
+                      steps=200, lr=0.1, seed=7)
+    first = np.array(info["first"], float)
+    final = np.array(info["objective"], float)
+    x = np.load(out + ".npy")
+    assert x.shape == (14, 1, 28, 28)
+    assert (final - first).mean() > 0 and (final > first).all()
+    # The C side's own measure agrees with PyTorch on the images it returns.
+    assert np.allclose(unit_values(model, "conv2", x, units), final, rtol=1e-4, atol=1e-4)
+    # Better than 1000 random images with the same norm, for every filter.
+    rng = np.random.default_rng(0)
+    for j in units:
+        r = rng.normal(size=(1000, 1, 28, 28)).astype(np.float32)
+        r *= np.linalg.norm(x[j]) / np.linalg.norm(r.reshape(1000, -1), axis=1)[:, None, None, None]
+        rand = unit_values(model, "conv2", r, [j] * 1000)
+        assert final[j] > rand.max(), (j, final[j], rand.max())
+
+
+def test_dense_neurons_rise(cnnlens_bin, fashion, tmp_path):
+    info, out = probe(cnnlens_bin, "maximize", tmp_path, "fashion", fashion[1], layer="dense1", units="0..8",
+                      steps=100, jitter=1, blur_every=10, tv=0.001, seed=2)
+    first, final = np.array(info["first"], float), np.array(info["objective"], float)
+    assert (final - first).mean() > 0
+    assert np.allclose(unit_values(fashion[0], "dense1", np.load(out + ".npy"), list(range(9))), final,
+                       rtol=1e-4, atol=1e-4)
+
+
+def test_l1_leaves_most_pixels_without_ink(cnnlens_bin, fashion, tmp_path):
+    """The slide's argmax y_i - l1 sum|x_ij|, in the valid range [0, 1]."""
+    model, wpath = fashion
+    l1 = 0.002
+    info, out = probe(cnnlens_bin, "maximize", tmp_path, "fashion", wpath, layer="output", units="0..9",
+                      steps=200, lr=0.05, l1=l1, lo=0, hi=1, init="zeros")
+    x = np.load(out + ".npy")
+    assert x.min() >= 0 and x.max() <= 1
+    # From a blank image, the penalised objective y_i - l1 sum|x| rises for every class.
+    first, final = np.array(info["first"], float), np.array(info["objective"], float)
+    assert (final - l1 * np.abs(x).reshape(10, -1).sum(1) > first).all()
+    for j in range(10):
+        assert (x[j] == 0).mean() > 0.5, (j, (x[j] == 0).mean())
+
+
+def test_seeded_runs_repeat_byte_for_byte(cnnlens_bin, fashion, tmp_path):
+    runs = []
+    for i, seed in enumerate([11, 11, 12]):
+        (tmp_path / str(i)).mkdir()
+        _, out = probe(cnnlens_bin, "maximize", tmp_path / str(i), "fashion", fashion[1], layer="conv1",
+                       units="0,5", steps=20, jitter=2, seed=seed)
+        runs.append(open(out + ".npy", "rb").read())
+    assert runs[0] == runs[1] and runs[0] != runs[2]
+
+
+@pytest.mark.parametrize("plain", [0, 1])
+def test_maximize_steps_match_pytorch(cnnlens_bin, fashion, tmp_path, plain):
+    """No jitter or blur: the same loop with autograd and torch.optim.Adam."""
+    model, wpath = fashion
+    start = np.random.default_rng(9).random((1, 1, 28, 28), dtype=np.float32)
+    steps, lr, l1 = 40, 0.05 if not plain else 0.002, 0.01
+    x = torch.from_numpy(start.copy()).requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=lr) if not plain else torch.optim.SGD([x], lr=lr)
+    store = {}
+    h = model.conv2.register_forward_hook(lambda mod, i, o: store.__setitem__("a", o))
+    for _ in range(steps):
+        opt.zero_grad()
+        model(x)
+        loss = -(store["a"][0, 3].sum() - l1 * x.abs().sum())
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            x.clamp_(0, 1)
+    h.remove()
+    info, out = probe(cnnlens_bin, "maximize", tmp_path, "fashion", wpath, start[0], layer="conv2", units="3",
+                      steps=steps, lr=lr, l1=l1, lo=0, hi=1, plain=plain)
+    got, want = np.load(out + ".npy"), x.detach().numpy()
+    assert np.abs(got - want).max() < 1e-3
+
+
+def test_fooling_image_reaches_the_confidence(cnnlens_bin, trained, tmp_path):
+    model, wpath = trained
+    info, out = probe(cnnlens_bin, "fool", tmp_path, "fashion", wpath, **{"class": 3}, confidence=0.9999,
+                      max_steps=1000, lo=-3, hi=3, seed=5)
+    prob, steps = float(info["prob"][0]), int(info["steps"][0])
+    first = [int(v) for v in info["first_past"]]
+    assert prob >= 0.9999 and 0 < first[0] <= first[1] <= first[2] == steps < 1000
+    x = np.load(out + ".npy")
+    with torch.no_grad():
+        p = torch.softmax(model(torch.from_numpy(x)), 1)[0, 3].item()
+    assert abs(p - prob) < 1e-4 and x.min() >= -3 and x.max() <= 3
+
+
+def test_fooling_steps_match_the_nguyen_rule_in_pytorch(cnnlens_bin, trained, tmp_path):
+    """x += lr g; x *= 0.99; clip; lr = min(0.03, 0.1 (1 - p)) / ||g||^2, from
+    the same N(0,1) noise (the C generator, ported)."""
+    model, wpath = trained
+    rng = Xoshiro(23)
+    x = torch.tensor([rng.normal() for _ in range(784)], dtype=torch.float32).reshape(1, 1, 28, 28)
+    x = x.clamp(-3, 3)
+    for step in range(26):
+        x.requires_grad_(True)
+        p = torch.softmax(model(x), 1)[0, 0]
+        if p.item() >= 0.9999 or step == 25:
+            break
+        g = torch.autograd.grad(p, x)[0].double()
+        assert (g * g).sum().item() > 0
+        lr = min(0.03, 0.1 * (1 - p.item())) / (g * g).sum().item()
+        with torch.no_grad():
+            x = ((x + (lr * g).float()) * 0.99).clamp(-3, 3)
+    info, out = probe(cnnlens_bin, "fool", tmp_path, "fashion", wpath, **{"class": 0}, confidence=0.9999,
+                      max_steps=25, lo=-3, hi=3, seed=23)
+    assert int(info["steps"][0]) == step
+    assert abs(float(info["prob"][0]) - p.item()) < 1e-4
+    assert np.abs(np.load(out + ".npy") - x.detach().numpy()).max() < 1e-3
