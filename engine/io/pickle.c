@@ -8,6 +8,7 @@
  * beyond any real checkpoint and bounds what a hostile stream can allocate. */
 #define PK_MAX_VALUES (1u << 20)
 #define PK_MAX_DEPTH  (1u << 20)
+#define PK_MAX_ITEMS  (1u << 22)
 
 enum {
     G_ODICT,
@@ -48,6 +49,7 @@ static const struct {
 struct pk_reader {
     pk_value **all; /* every value made, freed by pk_free */
     size_t nall, capall;
+    size_t nitems; /* items added to containers, for PK_MAX_ITEMS */
     pk_value **stack;
     size_t sp, stcap;
     size_t *marks;
@@ -102,6 +104,9 @@ oom:
 
 static int add_item(pk_reader *r, pk_value *c, pk_value *item)
 {
+    /* BINGET can add one object many times over: bound the total too. */
+    if (++r->nitems > PK_MAX_ITEMS)
+        return fail(r, CL_ENOMEM, "the pickle's containers hold more than %u items", PK_MAX_ITEMS);
     if (grow((void **)&c->items, &c->cap, c->n + 1, sizeof *c->items))
         return fail(r, CL_ENOMEM, "out of memory");
     c->items[c->n++] = item;
@@ -389,9 +394,9 @@ static int op_memo_put(pk_reader *r, size_t idx)
 {
     pk_value *v = top(r);
     if (!v) return -1;
-    /* Picklers number memo entries from 0; a pickle of len bytes has fewer
-     * than len of them. */
-    if (idx >= r->len) return fail(r, CL_EFORMAT, "memo index %zu out of range", idx);
+    /* Picklers number memo entries 0, 1, 2, ..., one per object: an index
+     * beyond the objects made so far is not from a real pickler. */
+    if (idx > r->nall + 16) return fail(r, CL_EFORMAT, "memo index %zu out of range", idx);
     if (idx >= r->memocap) {
         size_t old = r->memocap;
         if (grow((void **)&r->memo, &r->memocap, idx + 1, sizeof *r->memo))
