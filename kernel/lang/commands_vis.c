@@ -24,10 +24,11 @@ static void class_text(const lc_call *c, int cls, char *buf, size_t n)
         snprintf(buf, n, "class %d", cls);
 }
 
-/* (N,h,w) with N = 1 becomes (h,w). */
-static void drop_batch(tn_tensor *t)
+/* A batch of one loses its batch axis: (1,h,w) maps become (h,w), (1,C,H,W)
+ * images (C,H,W); an image (C,H,W) with C = 1 stays as it is. */
+static void drop_batch(tn_tensor *t, int image)
 {
-    if (t->ndim >= 3 && t->shape[0] == 1) {
+    if (t->ndim == (image ? 4 : 3) && t->shape[0] == 1) {
         int64_t s[TN_MAXDIM];
         for (int i = 1; i < t->ndim; i++) s[i - 1] = t->shape[i];
         tn_reshape(t, t->ndim - 1, s, NULL);
@@ -49,7 +50,7 @@ static int do_gradcam(lc_call *c, lv_value **out, cl_err *err)
     cl_progress p = ss_progress(c->s);
     tn_tensor *cam = vis_cam(m, &x, layer, cls, kind, &p, &used, err);
     if (!cam) return -1;
-    drop_batch(cam);
+    drop_batch(cam, 0);
     net_node_info info;
     net_node_info_get(m, layer, &info);
     char what[160], desc[256];
@@ -75,7 +76,7 @@ static int do_guided(lc_call *c, lv_value **out, cl_err *err)
                             "guided: rule is guided, deconv or plain, not '%s'", rule);
     tn_tensor *g = vis_input_grad(m, &x, cls, r, &used, err);
     if (!g) return -1;
-    drop_batch(g);
+    drop_batch(g, 1);
     lv_value *v = lv_image(g, 0);
     if (!v) return oom(err);
     v->show = LV_SHOW_GUIDED;
@@ -98,7 +99,7 @@ static int do_guidedcam(lc_call *c, lv_value **out, cl_err *err)
         return -1;
     tn_tensor *g = vis_guided_gradcam(m, &x, layer, cls, &used, err);
     if (!g) return -1;
-    drop_batch(g);
+    drop_batch(g, 1);
     lv_value *v = lv_image(g, 0);
     if (!v) return oom(err);
     v->show = LV_SHOW_GUIDED;
@@ -119,7 +120,7 @@ static int do_saliency(lc_call *c, lv_value **out, cl_err *err)
     if (le_input(c, m, "x", &x, err) < 0 || le_class(c, m, "class", &cls, err) < 0) return -1;
     tn_tensor *s = vis_saliency(m, &x, cls, &used, err);
     if (!s) return -1;
-    drop_batch(s);
+    drop_batch(s, 0);
     char what[160], desc[256];
     class_text(c, used, what, sizeof what);
     snprintf(desc, sizeof desc, "saliency of %s", what);
@@ -145,7 +146,7 @@ static int do_occlusion(lc_call *c, lv_value **out, cl_err *err)
     tn_tensor *map = vis_occlusion(m, &x, cls, &o, &p, &used, err);
     le_live_finish(&live, map ? "occlusion: done" : "occlusion: stopped");
     if (!map) return -1;
-    drop_batch(map);
+    drop_batch(map, 0);
     char what[160], desc[256];
     class_text(c, used, what, sizeof what);
     snprintf(desc, sizeof desc, "occlusion of %s, window %d stride %d", what, o.window_h,
@@ -256,7 +257,7 @@ static int do_activations(lc_call *c, lv_value **out, cl_err *err)
     free(ch);
     if (!tiles) return -1;
     tn_tensor *numbers = tn_clone(a, err);
-    if (numbers) drop_batch(numbers);
+    if (numbers) drop_batch(numbers, 1);
     net_node_info info;
     net_node_info_get(m, node, &info);
     char desc[256];
@@ -347,7 +348,7 @@ static int do_fool(lc_call *c, lv_value **out, cl_err *err)
     int rc = vis_fool(m, &o, &p, &r, err);
     le_live_finish(&live, rc < 0 ? "fool: stopped" : "fool: done");
     if (rc < 0) return -1;
-    drop_batch(r.image);
+    drop_batch(r.image, 1);
     char what[160], desc[256];
     class_text(c, cls, what, sizeof what);
     snprintf(desc, sizeof desc, "fooling image for %s: confidence %.4f after %d steps", what,

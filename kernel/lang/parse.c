@@ -321,8 +321,8 @@ static ps_node *parse_postfix(parser *P, int atoms)
         return NULL;
     }
     ps_node *e = parse_primary(P, atoms);
-    /* In a list of atoms "m [0]" is two atoms; "m[0]" is an index. */
-    while (e && cur(P)->kind == LT_LBRACK && (!atoms || !cur(P)->space_before) &&
+    /* "m[0]" is an index; "m [0]" is m followed by a matrix (print m [1 2]). */
+    while (e && cur(P)->kind == LT_LBRACK && !cur(P)->space_before &&
            e->kind != PN_CMD) {
         lx_token *open = cur(P);
         ps_node *ix = node(P, PN_INDEX, open);

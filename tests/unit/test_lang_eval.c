@@ -245,7 +245,7 @@ Test(eval, reductions_and_elementwise)
     ok("ones 2");
     cr_assert_str_eq(result_text(), "1 1\n1 1");
     fails("sum \"x\"", "TypeError",
-          "sum: x must be an image, tensor, number or heatmap, got string");
+          "sum: x must be an image, tensor, number, heatmap or picture, got string");
     fails("pool m size 3", "ValueError", "bigger than");
 }
 
