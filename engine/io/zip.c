@@ -239,6 +239,11 @@ int zip_data(const uint8_t *buf, size_t len, const zip_entry *e, uint64_t max_si
         *size = (size_t)e->usize;
         return 0;
     }
+    /* Deflate expands at most 1032:1; a bigger claim would only make us
+     * allocate for nothing. */
+    if (e->usize / 1032 > e->csize + 64)
+        return cl_err_set(err, CL_EFORMAT, "zip entry '%s' claims an impossible %llu bytes",
+                          e->name, (unsigned long long)e->usize);
     if (inflate_entry(buf + off, e->csize, e->usize, owned, err))
         return cl_err_prefix(err, "'%s'", e->name);
     *data = *owned;

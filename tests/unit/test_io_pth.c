@@ -555,3 +555,18 @@ Test(pth, python2_style_legacy_pickle)
     cr_assert_eq(t->data[11], 5.5f);
     wt_free(w);
 }
+
+/* A deflated entry claiming far more than deflate can produce is refused
+ * before anything is allocated for it. */
+Test(pth, deflate_bomb_claims_are_refused)
+{
+    size_t n;
+    uint8_t *d = read_fixture("tiny_deflated.pth", &n);
+    size_t cd = find_sig(d, n, "PK\x01\x02", 0);
+    cr_assert_neq(cd, (size_t)-1);
+    cr_assert_eq(d[cd + 10], 8, "the first entry should be deflated");
+    set_u32(d + cd + 24, 0x7ffffff0u); /* uncompressed size of data.pkl */
+    write_file("bomb.pth", d, n);
+    expect_fail("bomb.pth", "impossible");
+    free(d);
+}
