@@ -323,25 +323,29 @@ int sv_run(const char *connection_file, kn_interp *interp, cl_err *err)
     }
     install_sigint(s, 1);
     sv_publish_status(s, NULL, "starting");
-    pthread_t hb, control, shell;
-    pthread_create(&hb, NULL, heartbeat_main, s);
-    pthread_create(&control, NULL, control_main, s);
-    pthread_create(&shell, NULL, shell_main, s);
+    void *(*mains[3])(void *) = {heartbeat_main, control_main, shell_main};
+    pthread_t th[3];
+    int started[3] = {0}, failed = 0;
+    for (int i = 0; i < 3 && !failed; i++)
+        failed = !(started[i] = !pthread_create(&th[i], NULL, mains[i], s));
+    if (failed) sv_request_quit(s, 0);
     wait_for_quit(s);
     /* Blocking calls in every thread return ETERM from here on. */
     zmq_ctx_shutdown(s->zctx);
-    pthread_join(hb, NULL);
-    s->hb = NULL;
-    pthread_join(control, NULL);
-    int shell_done = join_within(shell, 80);
+    if (started[0]) {
+        pthread_join(th[0], NULL);
+        s->hb = NULL; /* closed by its thread */
+    }
+    if (started[1]) pthread_join(th[1], NULL);
+    int shell_done = !started[2] || join_within(th[2], 80);
     install_sigint(s, 0);
     if (!shell_done) {
         sv_log("the running cell did not stop; exiting without it");
-        return 0; /* the process ends now; its memory goes with it */
+        return 1; /* the process ends now; its memory goes with it */
     }
     if (interp->vt->shutdown) interp->vt->shutdown(interp, atomic_load(&s->restart));
     sv_stream_stop(s);
     server_free(s);
     free(s);
-    return 0;
+    return failed ? cl_err_set(err, CL_ENOMEM, "cannot start the kernel's threads") : 0;
 }

@@ -17,7 +17,10 @@
 #include "kernel/interp.h"
 
 /* Serves until shutdown.  Returns 0 after a clean shutdown (restart or not),
- * -1 with err set when the connection file or the sockets cannot be set up. */
+ * -1 with err set when the connection file or the sockets cannot be set up,
+ * and 1 when a running cell ignored the interrupt at shutdown: the
+ * interpreter is then still in use on another thread, so the caller must not
+ * destroy it and should just exit. */
 int sv_run(const char *connection_file, kn_interp *interp, cl_err *err);
 
 #endif
