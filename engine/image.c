@@ -258,7 +258,6 @@ static tn_tensor *to_rgb(const tn_tensor *x, cl_err *err)
 {
     int64_t c, h, w;
     if (image_dims(x, &c, &h, &w, err)) return NULL;
-    if (c == 3) return tn_clone(x, err);
     if (c != 1) {
         cl_err_set(err, CL_EINVAL, "an image has 1 or 3 channels, not %lld", (long long)c);
         return NULL;
@@ -284,8 +283,12 @@ tn_tensor *img_preprocess(const tn_tensor *x, const char *preset, cl_err *err)
         cl_err_set(err, CL_EINVAL, "unknown preprocessing '%s' (imagenet, half or none)", preset);
         return NULL;
     }
-    tn_tensor *rgb = to_rgb(x, err);
-    tn_tensor *r = rgb ? img_resize_short(rgb, resize, err) : NULL;
+    /* Only a grey image needs an RGB copy; big photos are not copied. */
+    int64_t c, h, w;
+    if (image_dims(x, &c, &h, &w, err)) return NULL;
+    tn_tensor *rgb = c == 3 ? NULL : to_rgb(x, err);
+    if (c != 3 && !rgb) return NULL;
+    tn_tensor *r = img_resize_short(rgb ? rgb : x, resize, err);
     tn_tensor *y = r ? img_center_crop(r, crop, crop, err) : NULL;
     tn_free(rgb);
     tn_free(r);
