@@ -80,10 +80,11 @@ static int parse_args(int argc, char **argv, probe_args *a)
     }
         STR(arch)
         STR(weights)
-        STR(input) STR(out) STR(layer) STR(cam) STR(image) STR(cmap) STR(units) STR(baseline)
-            STR(init) INT(window) INT(stride) INT(batch) INT(samples) INT(steps) INT(jitter)
-                INT(plain) INT(shared) INT(f0) INT(f1) INT(c0) INT(c1) INT(max_steps) INT(repeat)
-                    FLT(noise) FLT(lr) FLT(l1) FLT(l2) FLT(tv) FLT(lo) FLT(hi) FLT(confidence)
+        STR(input)
+        STR(out) STR(layer) STR(cam) STR(image) STR(cmap) STR(units) STR(baseline) STR(init)
+            INT(window) INT(stride) INT(batch) INT(samples) INT(steps) INT(jitter) INT(plain)
+                INT(shared) INT(f0) INT(f1) INT(c0) INT(c1) INT(max_steps) INT(repeat) FLT(noise)
+                    FLT(lr) FLT(l1) FLT(l2) FLT(tv) FLT(lo) FLT(hi) FLT(confidence)
                         FLT(blur) if (!strcmp(k, "--blur-every"))
         {
             a->blur_every = atoi(v);
@@ -115,6 +116,12 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
 }
 
 static int fail(const cl_err *err)
@@ -222,19 +229,21 @@ static int probe_method(const probe_args *a)
     if (x->ndim == 3) tn_reshape(x, 4, (int64_t[]){1, x->shape[0], x->shape[1], x->shape[2]}, NULL);
     if (a->layer && (layer = net_find(m, a->layer, &err)) < 0) goto done;
     int *cls = calloc((size_t)x->shape[0], sizeof(int));
-    double best = 1e30, total = 0;
+    double *times = calloc((size_t)(a->repeat > 0 ? a->repeat : 1), sizeof(double)), total = 0;
+    int runs = 0;
     for (int i = 0; i < a->repeat; i++) {
         tn_free(r);
         double t0 = now_ms();
         r = run_method(a, m, x, layer, cls, &err);
-        double dt = now_ms() - t0;
         if (!r) break;
-        total += dt;
-        best = dt < best ? dt : best;
+        times[runs] = now_ms() - t0;
+        total += times[runs++];
     }
     if (r) {
         print_classes(cls, x->shape[0]);
-        printf("time_ms %.3f\nbest_ms %.3f\n", total / a->repeat, best);
+        qsort(times, (size_t)runs, sizeof *times, cmp_double);
+        printf("time_ms %.3f\nbest_ms %.3f\nmedian_ms %.3f\n", total / runs, times[0],
+               times[runs / 2]);
         rc = save_npy(a->out, ".npy", r, &err) ? 1 : 0;
         if (!rc && r->ndim == 3 && strcmp(a->method, "guidedcam")) {
             /* CAM-like maps: also the normalised map at the input's size. */
@@ -249,6 +258,7 @@ static int probe_method(const probe_args *a)
         }
     }
     free(cls);
+    free(times);
 done:
     if (rc && err.code) fail(&err);
     tn_free(r);
