@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/io/atomic_file.h"
 #include "engine/io/npy.h"
@@ -146,7 +147,7 @@ static double max_diff(const lv_value *a, const lv_value *b)
     int64_t na = a->kind == LV_NUM ? 1 : tn_numel(a->t),
             nb = b->kind == LV_NUM ? 1 : tn_numel(b->t);
     if (na != nb && na != 1 && nb != 1) return -1;
-    if (lv_is_array(a) && lv_is_array(b) && na == nb && !tn_same_shape(a->t, b->t)) return -1;
+    if (lv_is_array(a) && lv_is_array(b) && na == nb && !ev_same_squeezed(a->t, b->t)) return -1;
     int64_t n = na > nb ? na : nb;
     double m = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -163,6 +164,11 @@ static double max_diff(const lv_value *a, const lv_value *b)
 static int is_literal(const ps_node *n)
 {
     if (n->kind == PN_NEG) n = n->kid[0];
+    if (n->kind == PN_MATRIX) {
+        for (int i = 0; i < n->nkid; i++)
+            if (!is_literal(n->kid[i])) return 0;
+        return 1;
+    }
     return n->kind == PN_NUM || n->kind == PN_STR;
 }
 
@@ -182,7 +188,7 @@ static int do_expect(lc_call *c, lv_value **out, cl_err *err)
         lv_unref(a);
         return -1;
     }
-    double tol = lc_num(c, "tolerance", 1e-6);
+    double tol = lc_get(c, "tol") ? lc_num(c, "tol", 1e-6) : lc_num(c, "tolerance", 1e-6);
     int ok;
     if (e->op == LT_APPROX) {
         double d = max_diff(a, b);
@@ -263,10 +269,28 @@ static int do_vars(lc_call *c, lv_value **out, cl_err *err)
     return (*out = lv_table_value(t)) ? 0 : oom(err);
 }
 
+static int show_labels(lc_call *c, lv_value **out, cl_err *err)
+{
+    static const char *head[] = {"class", "label"};
+    lv_table *t = lv_table_new(2, head);
+    if (!t) return oom(err);
+    for (int i = 0; i < c->s->nlabels; i++) {
+        char num[16];
+        snprintf(num, sizeof num, "%d", i);
+        const char *cells[2] = {num, c->s->labels[i]};
+        double nums[2] = {i, NAN};
+        if (lv_table_add(t, cells, nums) < 0) {
+            lv_table_free(t);
+            return oom(err);
+        }
+    }
+    return (*out = lv_table_value(t)) ? 0 : oom(err);
+}
+
 static int do_labels(lc_call *c, lv_value **out, cl_err *err)
 {
-    (void)out;
     const char *path = lc_text(c, "path");
+    if (!path) return show_labels(c, out, err);
     FILE *f = fopen(path, "r");
     if (!f)
         return lc_arg_error(c, "path", err, CL_EIO, "labels: cannot open '%s': %s", path,
@@ -750,6 +774,65 @@ static int do_randn(lc_call *c, lv_value **out, cl_err *err)
     return fill(c, out, err, FILL_NORMAL);
 }
 
+/* The (C,h,w) numbers of an array argument (a batch of one is allowed). */
+static int maps_of(const lc_call *c, const char *arg, int64_t *C, int64_t *H, int64_t *W,
+                   const float **data, cl_err *err)
+{
+    const lv_value *v = lc_get(c, arg);
+    const tn_tensor *t = v->t;
+    if (t->ndim < 3 || chw(t, C, H, W) < 0)
+        return cl_err_set(err, CL_EINVAL, "%s: %s must be feature maps (C,H,W), got shape %s",
+                          c->verb->name, arg, tn_shape_str(t, (char[64]){0}, 64));
+    *data = t->data;
+    return 0;
+}
+
+static int do_channelmean(lc_call *c, lv_value **out, cl_err *err)
+{
+    int64_t C, H, W;
+    const float *d;
+    if (maps_of(c, "x", &C, &H, &W, &d, err) < 0) return -1;
+    tn_tensor *r = tn_new1(C, err);
+    if (!r) return -1;
+    for (int64_t k = 0; k < C; k++) {
+        double s = 0;
+        for (int64_t i = 0; i < H * W; i++) s += d[k * H * W + i];
+        r->data[k] = (float)(s / (double)(H * W));
+    }
+    return (*out = lv_tensor(r)) ? 0 : oom(err);
+}
+
+static int do_weightedsum(lc_call *c, lv_value **out, cl_err *err)
+{
+    int64_t C, H, W;
+    const float *d;
+    if (maps_of(c, "maps", &C, &H, &W, &d, err) < 0) return -1;
+    const tn_tensor *w = lc_get(c, "weights")->t;
+    if (tn_numel(w) != C)
+        return lc_arg_error(c, "weights", err, CL_EINVAL,
+                            "weightedsum: %lld weights for %lld maps (one weight per map)",
+                            (long long)tn_numel(w), (long long)C);
+    tn_tensor *r = tn_new2(H, W, err);
+    if (!r) return -1;
+    for (int64_t i = 0; i < H * W; i++) {
+        double s = 0;
+        for (int64_t k = 0; k < C; k++) s += (double)w->data[k] * d[k * H * W + i];
+        r->data[i] = (float)s;
+    }
+    return (*out = lv_tensor(r)) ? 0 : oom(err);
+}
+
+static int do_require(lc_call *c, lv_value **out, cl_err *err)
+{
+    (void)out;
+    const char *path = lc_text(c, "path"), *hint = lc_text(c, "hint");
+    if (access(path, R_OK) == 0) return 0;
+    if (hint)
+        return lc_arg_error(c, "path", err, CL_EIO, "'%s' is missing; to get it, run: %s", path,
+                            hint);
+    return lc_arg_error(c, "path", err, CL_EIO, "'%s' is missing (%s)", path, strerror(errno));
+}
+
 /* ---- the table ---------------------------------------------------------- */
 
 /* clang-format off */
@@ -795,10 +878,11 @@ const lc_verb lc_core_verbs[] = {
      "language",
      "Checks a result: silent when it holds, an error (ExpectationFailed) when not.",
      1,
-     1,
+     2,
      {{"check", LA_EXPR | LA_LAZY | LA_CMP, NULL,
        "a comparison: ==, !=, <, <=, >, >= or ~= (close to)"}},
-     {{"tolerance", LA_NUM, "1e-06", "largest difference that ~= accepts"}},
+     {{"tolerance", LA_NUM, "1e-06", "largest difference that ~= accepts"},
+      {"tol", LA_NUM, NULL, "short for tolerance"}},
      "Homework checks use it: the cell fails and names both sides when the check does not hold.",
      "expect sum m == 3\nexpect mean m ~= 0.25 tolerance 0.01",
      do_expect},
@@ -823,7 +907,7 @@ const lc_verb lc_core_verbs[] = {
      "Reads class names for the current model, one per line.",
      1,
      0,
-     {{"path", LA_STR | LA_PATH, NULL, "a text file, one class name per line (line 1 is class 0)"}},
+     {{"path", LA_STR | LA_PATH | LA_OPTIONAL, NULL, "a text file, one class name per line (line 1 is class 0); without it, the labels are listed"}},
      {{0}},
      NULL,
      "labels \"imagenet_classes.txt\"",
@@ -950,6 +1034,18 @@ const lc_verb lc_core_verbs[] = {
      NULL,
      "seed 1\nrandn 2 3",
      do_randn},
+    {"channelmean", "matrices", "The mean of each feature map: (C,H,W) becomes C numbers.", 1, 0,
+     {{"x", LA_ARRAY | LA_PICTURE | LA_NESTED, NULL, "feature maps or their gradients (C,H,W)"}},
+     {{0}}, "Grad-CAM's weights alpha_k are the channel means of the gradients.",
+     "alpha = channelmean (gradients x layer conv2)", do_channelmean},
+    {"weightedsum", "matrices", "sum over k of weights[k] times maps[k]: one (H,W) map.", 2, 0,
+     {{"maps", LA_ARRAY | LA_PICTURE | LA_NESTED, NULL, "feature maps (C,H,W)"},
+      {"weights", LA_TENSOR, NULL, "C weights"}},
+     {{0}}, NULL, "s = weightedsum A alpha", do_weightedsum},
+    {"require", "files", "Stops the cell with a clear message when a file is missing.", 1, 1,
+     {{"path", LA_STR | LA_PATH, NULL, "the file needed"}},
+     {{"hint", LA_STR, NULL, "how to get it, shown in the message"}},
+     NULL, "require \"weights/alexnet-owt-7be5be79.pth\" hint \"install/fetch-weights.sh alexnet\"", do_require},
 };
 
 /* clang-format on */

@@ -66,10 +66,12 @@ static int do_model(lc_call *c, lv_value **out, cl_err *err)
     le_set_layer_names(v, m);
     lv_unref(c->s->model);
     c->s->model = lv_ref(v);
-    /* Class names come with the model when it has well-known ones. */
+    /* Class names come with the model when it has well-known ones; labels
+     * read before (`labels "imagenet_zh_tw.txt"`, then the model) stay when
+     * their count fits the model. */
     if (fashion)
         ss_set_labels(c->s, copy_labels(ds_fashion_classes(), 10), 10);
-    else
+    else if (c->s->nlabels != net_num_classes(m))
         ss_set_labels(c->s, NULL, 0);
     *out = v;
     return 0;

@@ -55,8 +55,43 @@ static int do_gradcam(lc_call *c, lv_value **out, cl_err *err)
     net_node_info_get(m, layer, &info);
     char what[160], desc[256];
     class_text(c, used, what, sizeof what);
-    snprintf(desc, sizeof desc, "%s of %s at %s", vis_cam_kind_name(kind), what, info.name);
+    const char *named = lc_text(c, "layer"); /* as the student wrote it ("layer4") */
+    snprintf(desc, sizeof desc, "%s of %s at %s", vis_cam_kind_name(kind), what,
+             named ? named : info.name);
     return (*out = lv_heatmap(cam, lc_get(c, "x"), desc)) ? 0 : oom(err);
+}
+
+static int do_gradients(lc_call *c, lv_value **out, cl_err *err)
+{
+    net *m = le_model(c, err);
+    if (!m) return -1;
+    tn_tensor x;
+    int layer, cls;
+    if (le_input(c, m, "x", &x, err) < 0 || (layer = le_layer(c, m, "layer", err)) < 0 ||
+        le_class(c, m, "class", &cls, err) < 0)
+        return -1;
+    if (net_forward(m, &x, err) < 0) return -1;
+    const tn_tensor *z = net_output(m);
+    int n = net_num_classes(m);
+    if (cls < 0) {
+        cls = 0;
+        for (int i = 1; i < n; i++)
+            if (z->data[i] > z->data[cls]) cls = i;
+    }
+    /* d logit[cls] / d A at the layer: backward from a one-hot on the logits. */
+    tn_tensor *seed = tn_clone(z, err);
+    if (!seed) return -1;
+    tn_zero(seed);
+    seed->data[cls] = 1;
+    int r = net_backward(m, net_node_count(m) - 1, seed, layer, NET_RELU_PLAIN, err);
+    tn_free(seed);
+    if (r < 0) return -1;
+    const tn_tensor *g = net_node_grad(m, layer);
+    if (!g) return cl_err_set(err, CL_EINVAL, "gradients: no gradient reached this layer");
+    tn_tensor *t = tn_clone(g, err);
+    if (!t) return -1;
+    drop_batch(t, 1);
+    return (*out = lv_tensor(t)) ? 0 : oom(err);
 }
 
 static int do_guided(lc_call *c, lv_value **out, cl_err *err)
@@ -380,6 +415,11 @@ const lc_verb lc_vis_verbs[] = {
      "As pytorch-grad-cam computes it: the raw logit's gradients averaged over each feature map "
      "weight the maps; ReLU of the sum.  Show it over the image: show cam over x.",
      "cam = gradcam x layer layer4 class 331\nshow cam over x size 420", do_gradcam},
+    {"gradients", "visualising", "d(class score)/d(feature maps): what Grad-CAM averages.", 1, 2,
+     {X_INPUT},
+     {{"layer", LA_WORD | LA_STR | LA_LAYER, NULL, "the layer (default: the last conv layer's output)"}, CLASS_OPT},
+     "The raw logit's gradient at the layer, (C,H,W), for one image.",
+     "G = gradients x layer conv2 class 1\nalpha = channelmean G", do_gradients},
     {"guided", "visualising", "Guided backpropagation: the input pixels the class is sensitive to.", 1, 2,
      {X_INPUT}, {CLASS_OPT, {"rule", LA_WORD | LA_STR, "guided", "guided, deconv or plain (the ReLU rule)"}},
      NULL, "show guided x class 331", do_guided},

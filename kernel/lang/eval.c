@@ -107,12 +107,26 @@ static lv_value *like(const lv_value *proto, tn_tensor *t)
     return lv_tensor(t);
 }
 
+/* Shapes equal once size-1 axes are dropped: [3] and [1, 3] match. */
+int ev_same_squeezed(const tn_tensor *a, const tn_tensor *b)
+{
+    int i = 0, j = 0;
+    for (;;) {
+        while (i < a->ndim && a->shape[i] == 1) i++;
+        while (j < b->ndim && b->shape[j] == 1) j++;
+        if (i == a->ndim || j == b->ndim) return i == a->ndim && j == b->ndim;
+        if (a->shape[i++] != b->shape[j++]) return 0;
+    }
+}
+
+#define same_squeezed ev_same_squeezed
+
 static lv_value *array_op(int op, const lv_value *a, const lv_value *b, cl_err *err)
 {
     const lv_value *arr = lv_is_array(a) ? a : b;
     int64_t na = a->kind == LV_NUM ? 1 : tn_numel(a->t),
             nb = b->kind == LV_NUM ? 1 : tn_numel(b->t);
-    if (lv_is_array(a) && lv_is_array(b) && !tn_same_shape(a->t, b->t) && na != 1 && nb != 1) {
+    if (lv_is_array(a) && lv_is_array(b) && !same_squeezed(a->t, b->t) && na != 1 && nb != 1) {
         char sa[64], sb[64];
         cl_err_set(err, CL_EINVAL, "cannot %s arrays of shapes %s and %s (they must match)",
                    op_text(op), tn_shape_str(a->t, sa, sizeof sa),

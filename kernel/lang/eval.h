@@ -27,6 +27,9 @@ typedef struct ev_ctx {
 int ev_run(ev_ctx *E, const ps_program *prog, lv_value **last);
 lv_value *ev_eval(ev_ctx *E, const ps_node *n);
 
+/* Shapes equal once size-1 axes are dropped ([3] and [1, 3]). */
+int ev_same_squeezed(const tn_tensor *a, const tn_tensor *b);
+
 /* Arithmetic and comparison on values (op is an lx_kind). */
 lv_value *ev_binary(int op, const lv_value *a, const lv_value *b, cl_err *err);
 

@@ -322,8 +322,7 @@ static ps_node *parse_postfix(parser *P, int atoms)
     }
     ps_node *e = parse_primary(P, atoms);
     /* "m[0]" is an index; "m [0]" is m followed by a matrix (print m [1 2]). */
-    while (e && cur(P)->kind == LT_LBRACK && !cur(P)->space_before &&
-           e->kind != PN_CMD) {
+    while (e && cur(P)->kind == LT_LBRACK && !cur(P)->space_before && e->kind != PN_CMD) {
         lx_token *open = cur(P);
         ps_node *ix = node(P, PN_INDEX, open);
         if (!ix) return NULL;

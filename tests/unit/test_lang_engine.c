@@ -209,3 +209,41 @@ Test(engine, train_and_evaluate)
     cr_assert(strstr(text(), "true \\ predicted"), "%s", text());
     ok("seed 0\nn = model fashion\ntrain n on fashion epochs 1 limit 256 batch 64");
 }
+
+Test(engine, gradcam_step_by_step_equals_gradcam)
+{
+    /* Lecture 6.4: the pieces of Grad-CAM, computed one by one. */
+    ok("m = model fashion\nx = sample fashion test 2\nA = activations x conv2\n"
+       "G = gradients x layer conv2 class 1\nshape G");
+    cr_assert_str_eq(text(), "[50 11 11]");
+    ok("alpha = channelmean G\nshape alpha");
+    cr_assert_str_eq(text(), "[50]");
+    ok("L = relu (weightedsum A alpha)\ncam = gradcam x layer conv2 class 1\n"
+       "expect cam ~= L tol 1e-5\nexpect shape L == [11 11]");
+    fails("weightedsum A [1 2]", "ValueError", "2 weights for 50 maps");
+    fails("channelmean [1 2]", "ValueError", "must be feature maps (C,H,W)");
+}
+
+Test(engine, labels_listed_and_kept_for_a_model_of_their_size)
+{
+    ok("m = model fashion\nlabels");
+    cr_assert(strstr(text(), "    9  Ankle boot"), "%s", text());
+    char path[] = "/tmp/lens-labels-XXXXXX";
+    int fd = mkstemp(path);
+    for (int i = 0; i < 1000; i++) cr_assert_gt(dprintf(fd, "name %d\n", i), 0);
+    close(fd);
+    char code[256];
+    snprintf(code, sizeof code, "labels \"%s\"\nseed 1\nm = model alexnet\nx = zeros 1 1\nlabels",
+             path);
+    ok(code);
+    unlink(path);
+    cr_assert(strstr(text(), "  999  name 999"), "read before the model, kept: %s",
+              text() + strlen(text()) - 40);
+}
+
+Test(engine, require_names_the_missing_file_and_the_fix)
+{
+    ok("require \"/\"");
+    fails("require \"weights/none.pth\" hint \"install/fetch-weights.sh alexnet\"", "IOError",
+          "'weights/none.pth' is missing; to get it, run: install/fetch-weights.sh alexnet");
+}
