@@ -55,7 +55,7 @@ int kp_sign(const kp_signer *s, const kp_frame *parts, size_t n, char hex[KP_DIG
 int kp_ct_equal(const void *a, const void *b, size_t n);
 
 /* Remembers recently seen signatures to refuse replayed messages.  Keeps at
- * least the last `remember` ones (memory is about 64 * remember bytes). */
+ * least the last `remember` ones (memory: about 140 bytes per remembered one). */
 typedef struct kp_sigset kp_sigset;
 kp_sigset *kp_sigset_new(size_t remember);
 void kp_sigset_free(kp_sigset *set);
