@@ -307,6 +307,12 @@ static json_t *complete(kn_interp *it, const char *code, int cursor_pos)
                 complete_verbs(&m, prefix);
                 complete_variables(&m, s, prefix);
             } else if (v) {
+                /* `show gradcam x la`: the options of the nested verb, then show's. */
+                const lc_verb *inner = nseg >= 2 && v->npos && (v->pos[0].types & LA_NESTED) &&
+                                               seg[1].kind == LT_IDENT && !ss_get(s, seg[1].str)
+                                           ? lc_find(seg[1].str)
+                                           : NULL;
+                if (inner) complete_args(&m, s, inner, seg + 1, nseg - 1, prefix);
                 complete_args(&m, s, v, seg, nseg, prefix);
             } else {
                 complete_variables(&m, s, prefix);

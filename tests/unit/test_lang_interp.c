@@ -110,6 +110,17 @@ Test(interp, completes_verbs_after_help_and_show)
     json_decref(r);
 }
 
+Test(interp, completes_options_of_a_nested_verb)
+{
+    exec_ok("x = 1");
+    json_t *r = complete("show gradcam x cl", 17);
+    cr_assert(has(matches(r), "class"), "%s", json_dumps(r, 0));
+    json_decref(r);
+    r = complete("show gradcam x ov", 17);
+    cr_assert(has(matches(r), "over"), "show's own options too");
+    json_decref(r);
+}
+
 Test(interp, completes_inside_parentheses)
 {
     exec_ok("img = 1");
