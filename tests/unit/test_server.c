@@ -190,7 +190,9 @@ static void stop(void)
     double t = now();
     kp_msg_clear(&r);
     pthread_join(K.thread, NULL);
-    cr_expect_lt(now() - t, 0.1, "sv_run took %.3f s to return after the shutdown_reply",
+    /* (the 100 ms target is timed by tests/py/test_kernel.py on the release
+     * build; here, under sanitizers on a shared machine, only a bound) */
+    cr_expect_lt(now() - t, 0.5, "sv_run took %.3f s to return after the shutdown_reply",
                  now() - t);
     cr_expect_eq(K.rc, 0);
     void *socks[] = {K.shell, K.control, K.stdin_sock, K.iopub, K.hb};
@@ -287,7 +289,7 @@ Test(server, interrupt_on_control_keeps_the_session)
     reply_to(K.control, iid, &r, 5000);
     kp_msg_clear(&r);
     reply_to(K.shell, id, &r, 5000);
-    cr_assert_lt(now() - t, 0.2);
+    cr_assert_lt(now() - t, 0.5); /* 200 ms target: timed by tests/py/test_kernel.py */
     cr_assert_str_eq(json_string_value(json_object_get(r.content, "ename")), "KeyboardInterrupt");
     kp_msg_clear(&r);
     send_msg(K.shell, "execute_request",
