@@ -1,4 +1,4 @@
-#!/ usr / bin / python3
+#!/usr/bin/python3
 """The visualisation methods, cnnlens and PyTorch side by side, 2 threads each,
 224x224 inputs, torchvision models at random init (the timings do not depend
 on the weights).  PyTorch runs them the way pytorch-grad-cam and Captum do:
@@ -55,8 +55,8 @@ def median_time(fn, repeat):
         times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)
 
-#-- -- PyTorch,                                                                                    \
-    as pytorch - grad - cam and Captum run it -- -- -- -- -- -- -- -- -- -- -- -- -- -- -
+
+# ---- PyTorch, as pytorch-grad-cam and Captum run it -----------------------------
 
 
 def torch_gradcam(model, layer, x):
@@ -175,7 +175,8 @@ def torch_maximize(model, filters, steps):
 
     return run
 
-#-- -- cnnlens -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -- -
+
+# ---- cnnlens ---------------------------------------------------------------------
 
 
 def cnnlens(bin_, tmp, method, arch, weights, x, repeat, **opts):
