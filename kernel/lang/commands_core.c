@@ -433,7 +433,7 @@ static float conv_at(const conv_geom *g, const float *x, const float *f, int64_t
 /* One frame of `conv ... step`: the input with the window outlined, the
  * filter, and the map filled in up to position k. */
 static pic *conv_frame(const conv_geom *g, const float *x, const float *f, const float *map,
-                       int64_t k, cl_err *err)
+                       int64_t k, int *fx_out, int *mx_out, cl_err *err)
 {
     static const uint8_t white[3] = {255, 255, 255}, red[3] = {220, 30, 30},
                          pale[3] = {246, 246, 246}, grey[3] = {150, 150, 150};
@@ -484,6 +484,8 @@ static pic *conv_frame(const conv_geom *g, const float *x, const float *f, const
     pic_free(fl);
     /* The map so far: filled cells shaded by value, the rest blank. */
     int mx = fx + fw + gap;
+    *fx_out = fx;
+    *mx_out = mx;
     int64_t n = g->oh * g->ow;
     float lo = INFINITY, hi = -INFINITY;
     for (int64_t i = 0; i <= k && i < n; i++) {
@@ -519,6 +521,30 @@ static pic *conv_frame(const conv_geom *g, const float *x, const float *f, const
     return p;
 }
 
+/* The frame with a title over each panel and the step's arithmetic below. */
+static pic *captioned(pic *p, int fx, int mx, const char *bottom, cl_err *err)
+{
+    static const uint8_t white[3] = {255, 255, 255}, ink[3] = {40, 40, 40};
+    const int band = 20;
+    int w = p->w;
+    if (rd_text_width(bottom, 1) + 8 > w) w = rd_text_width(bottom, 1) + 8;
+    pic *q = pic_new(w, p->h + 2 * band, white, err);
+    if (!q) {
+        pic_free(p);
+        return NULL;
+    }
+    for (int y = 0; y < p->h; y++)
+        memcpy(q->px + 3 * ((size_t)(y + band) * q->w), p->px + 3 * (size_t)y * p->w,
+               3 * (size_t)p->w);
+    pic_free(p);
+    rd_image view = {q->w, q->h, 3, q->px};
+    rd_draw_text(&view, 2, 6, "image", ink, 1);
+    rd_draw_text(&view, fx, 6, "filter", ink, 1);
+    rd_draw_text(&view, mx, 6, "feature map", ink, 1);
+    rd_draw_text(&view, 2, q->h - band + 7, bottom, ink, 1);
+    return q;
+}
+
 static int conv_step(lc_call *c, const conv_geom *g, const float *x, const float *f, float *map,
                      cl_err *err)
 {
@@ -528,7 +554,16 @@ static int conv_step(lc_call *c, const conv_geom *g, const float *x, const float
     int64_t n = g->oh * g->ow;
     for (int64_t k = -1; k < n; k++) {
         if (k >= 0) map[k] = conv_at(g, x, f, k / g->ow, k % g->ow);
-        pic *p = conv_frame(g, x, f, map, k, err);
+        int fx = 0, mx = 0;
+        char line[128];
+        if (k < 0)
+            snprintf(line, sizeof line, "%lldx%lld map, stride %lld, pad %lld", (long long)g->oh,
+                     (long long)g->ow, (long long)g->s, (long long)g->p);
+        else
+            snprintf(line, sizeof line, "row %lld, column %lld: sum of window * filter = %g",
+                     (long long)(k / g->ow), (long long)(k % g->ow), (double)map[k]);
+        pic *p = conv_frame(g, x, f, map, k, &fx, &mx, err);
+        if (p) p = captioned(p, fx, mx, line, err);
         char *b64 = p ? pic_png_base64(p, err) : NULL;
         pic_free(p);
         if (!b64) return -1;
