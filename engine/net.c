@@ -615,6 +615,12 @@ const tn_tensor *net_node_output(const net *m, int i)
     return m->nodes[i].out;
 }
 
+const int32_t *net_node_argmax(const net *m, int i)
+{
+    if (!net_node_output(m, i) || m->nodes[i].kind != NK_MAXPOOL) return NULL;
+    return m->nodes[i].arg;
+}
+
 const tn_tensor *net_node_grad(const net *m, int i)
 {
     if (i < 0 || i >= m->count || m->nodes[i].grad_gen != m->bwd_gen || !m->bwd_gen) return NULL;
@@ -753,9 +759,15 @@ static uint64_t splitmix(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-static float uniform(uint64_t *s, float bound)
+/* Uniform in [-bound, bound), two draws per call of the generator. */
+static void fill_uniform(uint64_t *s, float *p, int64_t n, float bound)
 {
-    return (float)((double)(splitmix(s) >> 11) / 9007199254740992.0 * 2.0 - 1.0) * bound;
+    const float scale = 2.0f * bound / 4294967296.0f;
+    for (int64_t j = 0; j < n; j += 2) {
+        uint64_t r = splitmix(s);
+        p[j] = (float)(uint32_t)r * scale - bound;
+        if (j + 1 < n) p[j + 1] = (float)(uint32_t)(r >> 32) * scale - bound;
+    }
 }
 
 void net_init_params(net *m, uint64_t seed)
@@ -764,9 +776,13 @@ void net_init_params(net *m, uint64_t seed)
     for (int i = 0; i < m->count; i++) {
         node *n = &m->nodes[i];
         if (!n->w) continue;
-        float bound = 1.0f / sqrtf((float)(tn_numel(n->w) / n->cout));
-        for (int64_t j = 0; j < tn_numel(n->w); j++) n->w->data[j] = uniform(&s, bound);
-        for (int64_t j = 0; j < n->cout; j++) n->b->data[j] = n->bias ? uniform(&s, bound) : 0.0f;
+        int64_t nw = tn_numel(n->w);
+        float bound = 1.0f / sqrtf((float)(nw / n->cout));
+        fill_uniform(&s, n->w->data, nw, bound);
+        if (n->bias)
+            fill_uniform(&s, n->b->data, n->cout, bound);
+        else
+            tn_zero(n->b);
     }
 }
 

@@ -58,6 +58,10 @@ const tn_tensor *net_output(const net *m);
 /* Output / gradient of node i after forward / backward (borrowed; NULL if none). */
 const tn_tensor *net_node_output(const net *m, int i);
 const tn_tensor *net_node_grad(const net *m, int i);
+/* For a max-pool node after forward: per output element, the index of the
+ * window's winner in its input plane (y * W + x) — the "switches" of a
+ * deconvnet; NULL for other nodes.  Borrowed, numel of the node's output. */
+const int32_t *net_node_argmax(const net *m, int i);
 /* Gradient w.r.t. the net's input after a backward that reached the input. */
 const tn_tensor *net_input_grad(const net *m);
 

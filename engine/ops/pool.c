@@ -26,13 +26,13 @@ void op_maxpool_forward(const op_pool *p, int64_t nc, int64_t h, int64_t w, cons
                 if (x1 > w) x1 = w;
                 float best = -INFINITY;
                 int64_t where = y0 * w + x0;
-                /* Strictly greater: the first maximum in row-major order wins;
-                 * NaNs propagate, as in PyTorch's kernel. */
-                for (int64_t iy = y0; iy < y1; iy++)
-                    for (int64_t ix = x0; ix < x1; ix++) {
-                        float v = xc[iy * w + ix];
-                        if (v > best || isnan(v)) best = v, where = iy * w + ix;
-                    }
+                /* !(v <= best) is "v > best or v is NaN": the first maximum in
+                 * row-major order wins and NaNs propagate, as in PyTorch. */
+                for (int64_t iy = y0; iy < y1; iy++) {
+                    const float *row = xc + iy * w;
+                    for (int64_t ix = x0; ix < x1; ix++)
+                        if (!(row[ix] <= best)) best = row[ix], where = iy * w + ix;
+                }
                 y[(c * ho + oy) * wo + ox] = best;
                 arg[(c * ho + oy) * wo + ox] = (int32_t)where;
             }

@@ -5,12 +5,14 @@
  *   cnnlens probe summary ARCH
  *   cnnlens probe find ARCH NAME
  *   cnnlens probe run ARCH --input X.npy --out DIR [--weights FILE] [--seed N]
- *        [--save NODE]... [--grad CLASS [--grad-from NODE] [--grad-to NODE|input]
+ *        [--save NODE]... [--save-arg POOL]... [--grad CLASS [--grad-from NODE] [--grad-to
+ * NODE|input]
  *        [--grad-node NODE]... [--rule plain|guided|deconv] [--train]]
  *   cnnlens probe bench ARCH --input X.npy [--weights FILE] [--iters N] [--grad-to NODE]
  *   cnnlens probe sgemm N       (GFLOP/s of an N x N x N cblas_sgemm, best of 5)
  *
  * `run` writes DIR/logits.npy, DIR/node.NAME.npy for each --save,
+ * DIR/arg.NAME.npy (a max pool's winners, as float) for each --save-arg,
  * DIR/grad.NAME.npy for each --grad-node, DIR/grad_input.npy when the gradient
  * reaches the input, and with --train DIR/wgrad.PARAM.npy for every parameter.
  * The gradient is seeded with one-hot(CLASS) at --grad-from (default: the
@@ -33,8 +35,8 @@
 
 typedef struct probe_opts {
     const char *arch, *input, *out, *weights, *grad_from, *grad_to, *rule;
-    const char *save[PROBE_MAX_NAMES], *grad_nodes[PROBE_MAX_NAMES];
-    int nsave, ngrad, grad_class, train, iters;
+    const char *save[PROBE_MAX_NAMES], *grad_nodes[PROBE_MAX_NAMES], *args[PROBE_MAX_NAMES];
+    int nsave, ngrad, nargs, grad_class, train, iters;
     unsigned long seed;
 } probe_opts;
 
@@ -78,6 +80,8 @@ static int parse(int argc, char **argv, probe_opts *o)
             o->iters = atoi(v);
         else if (!strcmp(a, "--save") && o->nsave < PROBE_MAX_NAMES)
             o->save[o->nsave++] = v;
+        else if (!strcmp(a, "--save-arg") && o->nargs < PROBE_MAX_NAMES)
+            o->args[o->nargs++] = v;
         else if (!strcmp(a, "--grad-node") && o->ngrad < PROBE_MAX_NAMES)
             o->grad_nodes[o->ngrad++] = v;
         else
@@ -165,6 +169,21 @@ static int run_backward(net *m, const probe_opts *o, cl_err *err)
     return 0;
 }
 
+static int save_argmax(const net *m, const char *dir, const char *name, cl_err *err)
+{
+    int k = net_find(m, name, err);
+    if (k < 0) return -1;
+    const int32_t *arg = net_node_argmax(m, k);
+    if (!arg) return cl_err_set(err, CL_EINVAL, "'%s' is not a max pool", name);
+    const tn_tensor *y = net_node_output(m, k);
+    tn_tensor *t = tn_new(y->ndim, y->shape, err);
+    if (!t) return -1;
+    for (int64_t i = 0; i < tn_numel(t); i++) t->data[i] = (float)arg[i];
+    int rc = save_npy(dir, "arg.", name, t, err);
+    tn_free(t);
+    return rc;
+}
+
 static int probe_run(const probe_opts *o, cl_err *err)
 {
     if (!o->input || !o->out)
@@ -177,6 +196,7 @@ static int probe_run(const probe_opts *o, cl_err *err)
         int k = net_find(m, o->save[i], err);
         rc = k < 0 || save_npy(o->out, "node.", o->save[i], net_node_output(m, k), err);
     }
+    for (int i = 0; !rc && i < o->nargs; i++) rc = save_argmax(m, o->out, o->args[i], err);
     if (!rc && o->grad_class >= 0) rc = run_backward(m, o, err);
     tn_free(x);
     net_free(m);

@@ -101,8 +101,119 @@ def module(model, name):
     return m
 
 
-def torch_run(model, x, nodes, grad_class=None, grad_nodes=(), rule="plain"):
-    """Logits, outputs of `nodes`, and d(logit[grad_class]) w.r.t. the input and `grad_nodes`."""
+class _MaskedReLUFn(torch.autograd.Function):
+    """relu(x) forward; backward with a given mask (the engine's own ReLU
+    decisions) under the plain, guided or deconvnet rule."""
+
+    @staticmethod
+    def forward(ctx, x, mask, rule):
+        ctx.save_for_backward(mask)
+        ctx.rule = rule
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, g):
+        (mask,) = ctx.saved_tensors
+        if ctx.rule == "deconv":
+            return g.clamp(min=0), None, None
+        g = g * mask
+        return (g.clamp(min=0) if ctx.rule == "guided" else g), None, None
+
+
+class MaskedReLU(nn.Module):
+    """Stands in for an nn.ReLU called len(names) times per forward (a ResNet
+    block calls its `relu` two or three times); counts where the engine's mask
+    disagrees with PyTorch's own x > 0."""
+
+    def __init__(self, names, masks, rule, stats):
+        super().__init__()
+        self.names, self.masks, self.rule, self.stats, self.calls = names, masks, rule, stats, 0
+
+    def forward(self, x):
+        mask = self.masks[self.names[self.calls % len(self.names)]]
+        self.calls += 1
+        self.stats["elems"] += mask.numel()
+        self.stats["disagree"] += int(((x > 0).float() != mask).sum())
+        return _MaskedReLUFn.apply(x, mask, self.rule)
+
+
+class _RoutedMaxPoolFn(torch.autograd.Function):
+    """Max pooling whose backward routes each gradient to the engine's winner."""
+
+    @staticmethod
+    def forward(ctx, x, idx, pool):
+        ctx.save_for_backward(idx)
+        ctx.shape = x.shape
+        return nn.functional.max_pool2d(x, pool.kernel_size, pool.stride, pool.padding)
+
+    @staticmethod
+    def backward(ctx, g):
+        (idx,) = ctx.saved_tensors
+        n, c, h, w = ctx.shape
+        gi = torch.zeros(n, c, h * w, dtype=g.dtype)
+        gi.scatter_add_(2, idx.reshape(n, c, -1), g.reshape(n, c, -1))
+        return gi.view(n, c, h, w), None, None
+
+
+class RoutedMaxPool(nn.Module):
+    """Stands in for an nn.MaxPool2d; counts where the engine's winner differs
+    from PyTorch's own (a near-tie in a window)."""
+
+    def __init__(self, pool, idx, stats):
+        super().__init__()
+        self.pool, self.idx, self.stats = pool, idx, stats
+
+    def forward(self, x):
+        p = self.pool
+        _, own = nn.functional.max_pool2d(x, p.kernel_size, p.stride, p.padding, return_indices=True)
+        self.stats["elems"] += own.numel()
+        self.stats["disagree"] += int((own != self.idx).sum())
+        return _RoutedMaxPoolFn.apply(x, self.idx, p)
+
+
+def relu_call_names(model, name):
+    """The engine's node names for the calls of the nn.ReLU `name`."""
+    parent = module(model, name.rsplit(".", 1)[0]) if "." in name else model
+    if isinstance(parent, torchvision.models.resnet.Bottleneck):
+        p = name.rsplit(".", 1)[0]
+        return [p + ".relu1", p + ".relu2", p]
+    if isinstance(parent, torchvision.models.resnet.BasicBlock):
+        p = name.rsplit(".", 1)[0]
+        return [p + ".relu1", p]
+    return [name]
+
+
+def install_masks(model, masks, rule, stats):
+    """Replaces every nn.ReLU by a MaskedReLU and every nn.MaxPool2d by a
+    RoutedMaxPool (masks["arg." + name] holds its winners); returns a function
+    that undoes it."""
+    undo = []
+    for name, m in list(model.named_modules()):
+        parent_name, _, leaf = name.rpartition(".")
+        parent = module(model, parent_name) if parent_name else model
+        if isinstance(m, nn.ReLU):
+            setattr(parent, leaf, MaskedReLU(relu_call_names(model, name), masks, rule, stats))
+            undo.append((parent, leaf, m))
+        elif isinstance(m, nn.MaxPool2d):
+            setattr(parent, leaf, RoutedMaxPool(m, masks["arg." + name], stats))
+            undo.append((parent, leaf, m))
+    return lambda: [setattr(p, leaf, m) for p, leaf, m in undo]
+
+
+def torch_run(model, x, nodes, grad_class=None, grad_nodes=(), rule="plain", masks=None):
+    """Logits, outputs of `nodes`, and d(logit[grad_class]) w.r.t. the input and
+    `grad_nodes`.  With `masks` (node name -> 0/1 tensor), every ReLU's backward
+    uses the engine's decisions: a ReLU input within float rounding of zero may
+    fall on different sides in two correct float32 engines, and one such tie in
+    a deep layer moves every gradient below it by up to a few percent (PyTorch
+    against itself in float64 shows the same), and so may a near-tie in a max
+    pool window, so max pools route gradients to the engine's winners too.
+    With shared decisions the gradients agree to ~1e-6.  The share of
+    disagreeing decisions is returned in res["relu_disagree"] and checked to
+    be tiny."""
+    stats = {"elems": 0, "disagree": 0}
+    assert masks is not None or rule == "plain", "the ReLU rules need the engine's masks"
+    undo = install_masks(model, masks, rule, stats) if masks is not None else None
     outs, values, hooks = {}, {}, []
     for name in set(nodes) | set(grad_nodes):
         def hook(mod, inp, out, name=name):
@@ -111,8 +222,6 @@ def torch_run(model, x, nodes, grad_class=None, grad_nodes=(), rule="plain"):
             outs[name] = out
             values[name] = out.detach().clone()  # a ResNet adds into bn2's output in place
         hooks.append(module(model, name).register_forward_hook(hook))
-    if rule != "plain":
-        hooks += relu_rule_hooks(model, rule)
     x = x.clone().requires_grad_(grad_class is not None)
     logits = model(x)
     res = {"logits": logits.detach().numpy()}
@@ -125,21 +234,43 @@ def torch_run(model, x, nodes, grad_class=None, grad_nodes=(), rule="plain"):
             res["grad." + n] = outs[n].grad.numpy()
     for h in hooks:
         h.remove()
+    if undo:
+        undo()
+    if stats["elems"]:
+        res["relu_disagree"] = stats["disagree"] / stats["elems"]
     return res
 
 
-def relu_rule_hooks(model, rule):
-    """Guided backprop / deconvnet through full backward hooks on every ReLU."""
-    def hook(mod, gin, gout):
-        g = gout[0].clamp(min=0)
-        if rule == "guided":
-            return (gin[0].clamp(min=0),)  # gin = gout * (x > 0); keep its positive part
-        return (g,)
-    return [m.register_full_backward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
+_NODES = {}
+
+
+def nodes_of_type(binary, arch, kind):
+    """The engine's node names of one type, from `cnnlens probe summary`."""
+    if arch not in _NODES:
+        out = subprocess.run([binary, "probe", "summary", arch], capture_output=True, text=True,
+                             check=True).stdout
+        _NODES[arch] = [r.split("\t")[:2] for r in out.splitlines()]
+    return [n for n, t in _NODES[arch] if t == kind]
+
+
+def run_both(binary, arch, model, x, d, fmt, nodes, grad_class, grad_nodes, rule="plain",
+             train=False):
+    """Saves the weights, runs the engine (keeping its ReLU outputs), then
+    PyTorch with the engine's ReLU decisions; returns PyTorch's results."""
+    w = os.path.join(d, "w." + ("safetensors" if fmt == "safetensors" else "pth"))
+    save_weights(model, w, fmt)
+    relus, pools = nodes_of_type(binary, arch, "relu"), nodes_of_type(binary, arch, "maxpool2d")
+    probe(binary, arch, w, x, d, list(nodes) + relus, grad_class, grad_nodes,
+          rule=None if rule == "plain" else rule, train=train, args=pools)
+    masks = {n: torch.from_numpy((load(d, "node." + n) > 0).astype(np.float32)) for n in relus}
+    masks.update({"arg." + n: torch.from_numpy(load(d, "arg." + n).astype(np.int64)) for n in pools})
+    ref = torch_run(model, x, nodes, grad_class, grad_nodes, rule, masks)
+    assert ref.pop("relu_disagree", 0.0) < 1e-5
+    return ref
 
 
 def probe(binary, arch, weights, x, out, nodes=(), grad_class=None, grad_nodes=(), grad_to=None,
-          rule=None, train=False, check=True):
+          rule=None, train=False, check=True, args=()):
     np.save(os.path.join(out, "x.npy"), x.numpy().astype(np.float32))
     cmd = [binary, "probe", "run", arch, "--input", os.path.join(out, "x.npy"), "--out", out]
     if weights:
@@ -150,6 +281,8 @@ def probe(binary, arch, weights, x, out, nodes=(), grad_class=None, grad_nodes=(
         cmd += ["--grad", str(grad_class)]
     for n in grad_nodes:
         cmd += ["--grad-node", n]
+    for n in args:
+        cmd += ["--save-arg", n]
     if grad_to:
         cmd += ["--grad-to", grad_to]
     if rule:
@@ -184,31 +317,18 @@ def compare(out, ref, logits_abs=1e-3):
 
 
 def check_model(binary, arch, seed, size, fmt, nodes, grad_nodes, batch=1, rule="plain",
-                grad_class=None):
+                grad_class=3):
     model = make_model(arch, seed)
     chans = 1 if arch == "fashion" else 3
     x = torch.randn(batch, chans, size, size, generator=torch.Generator().manual_seed(seed + 7))
     with tempfile.TemporaryDirectory() as d:
-        ext = "safetensors" if fmt == "safetensors" else "pth"
-        w = os.path.join(d, "w." + ext)
-        save_weights(model, w, fmt)
-        ref = torch_run(model, x, nodes, grad_class if grad_class is not None else 3, grad_nodes,
-                        rule)
-        probe(binary, arch, w, x, d, nodes, grad_class if grad_class is not None else 3,
-              grad_nodes, rule=None if rule == "plain" else rule)
+        ref = run_both(binary, arch, model, x, d, fmt, nodes, grad_class, grad_nodes, rule)
         compare(d, ref)
 
 
 # ---- tests ----
-#
-# About the seeds: a ReLU whose input lies within float rounding of zero can fall
-# on different sides in two correct float32 engines.  Such a tie in the last
-# ResNet block (7x7 positions, each one large in the gradient) shifts every
-# gradient below it by ~0.5%; elsewhere it is invisible.  Without a tie the
-# engine matches PyTorch to ~1e-6.  The seeds below have no tie in the last
-# block (seed 2 of resnet18 at 224, for one, has one).
 
-@pytest.mark.parametrize("seed", [0, 3])
+@pytest.mark.parametrize("seed", [0, 1])
 def test_resnet18_224(cnnlens_bin, seed):
     check_model(cnnlens_bin, "resnet18", seed, 224, "zip", ["layer4", "layer2.1.bn2", "maxpool"],
                 ["layer4", "layer3.0.downsample.1"])
@@ -225,7 +345,7 @@ def test_resnet18_batch(cnnlens_bin):
 
 @pytest.mark.parametrize("arch", ["resnet34", "resnet50"])
 def test_deeper_resnets(cnnlens_bin, arch):
-    check_model(cnnlens_bin, arch, 4, 64, "zip", ["layer4", "layer2.0.bn2"], ["layer4"])
+    check_model(cnnlens_bin, arch, 3, 64, "zip", ["layer4", "layer2.0.bn2"], ["layer4"])
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -249,11 +369,8 @@ def test_fashion_weight_gradients(cnnlens_bin):
     model = make_model("fashion", 9)
     x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(3))
     with tempfile.TemporaryDirectory() as d:
-        w = os.path.join(d, "w.pth")
-        save_weights(model, w, "zip")
-        ref = torch_run(model, x, ["conv2", "pool2", "dense1", "relu"], 7, ["conv2", "dense1"])
-        probe(cnnlens_bin, "fashion", w, x, d, ["conv2", "pool2", "dense1", "relu"], 7,
-              ["conv2", "dense1"], train=True)
+        ref = run_both(cnnlens_bin, "fashion", model, x, d, "zip", ["conv2", "pool2", "dense1"], 7,
+                       ["conv2", "dense1"], train=True)
         compare(d, ref)
         for name, p in model.named_parameters():
             assert rel_err(load(d, "wgrad." + name), p.grad.numpy()) < 1e-3, name
