@@ -225,7 +225,22 @@ char *lc_help(const lc_verb *v)
     char usage[512];
     lc_usage(v, usage, sizeof usage);
     hb_printf(&b, "%s\n\n%s\n", usage, v->summary);
-    if (v->details) hb_printf(&b, "\n%s\n", v->details);
+    if (v->details) {
+        /* Wrapped at 78 columns, for the pager and the inspect tooltip. */
+        hb_printf(&b, "\n");
+        const char *p = v->details;
+        while (*p) {
+            while (*p == ' ') p++;
+            size_t len = strlen(p);
+            if (len > 78) {
+                len = 78;
+                while (len > 0 && p[len] != ' ') len--;
+                if (len == 0) len = 78;
+            }
+            hb_printf(&b, "%.*s\n", (int)len, p);
+            p += len;
+        }
+    }
     if (v->npos) {
         hb_printf(&b, "\nArguments:\n");
         for (int i = 0; i < v->npos; i++) help_arg(&b, &v->pos[i], 1);
@@ -254,15 +269,17 @@ char *lc_help_all(void)
     b.s[0] = '\0';
     hb_printf(&b, "lens: one command per line, `name = value` stores a value.\n"
                   "Type `help VERB` (or Shift-Tab on a verb) for its options.\n");
-    const char *last = "";
     int n = lc_count();
+    /* Each topic once, in the order topics first appear, with all its verbs. */
     for (int i = 0; i < n; i++) {
-        const lc_verb *v = lc_at(i);
-        if (strcmp(v->topic, last)) {
-            hb_printf(&b, "\n%s:\n", v->topic);
-            last = v->topic;
-        }
-        hb_printf(&b, "  %-12s %s\n", v->name, v->summary);
+        const char *topic = lc_at(i)->topic;
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++) seen = !strcmp(lc_at(j)->topic, topic);
+        if (seen) continue;
+        hb_printf(&b, "\n%s:\n", topic);
+        for (int j = i; j < n; j++)
+            if (!strcmp(lc_at(j)->topic, topic))
+                hb_printf(&b, "  %-12s %s\n", lc_at(j)->name, lc_at(j)->summary);
     }
     return b.s;
 }

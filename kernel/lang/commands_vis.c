@@ -388,6 +388,16 @@ static int do_fool(lc_call *c, lv_value **out, cl_err *err)
     class_text(c, cls, what, sizeof what);
     snprintf(desc, sizeof desc, "fooling image for %s: confidence %.4f after %d steps", what,
              (double)r.prob, r.steps);
+    /* The confidence reached is half the lesson: say it in words too. */
+    char line[320];
+    snprintf(line, sizeof line, "%s", desc);
+    static const char *marks[3] = {"0.99", "0.999", "0.9999"};
+    for (int i = 0; i < 3; i++)
+        if (r.first_past[i] >= 0)
+            snprintf(line + strlen(line), sizeof line - strlen(line), "; past %s at step %d",
+                     marks[i], r.first_past[i]);
+    strcat(line, "\n");
+    ss_stream(c->s, "stdout", line);
     lv_value *v = lv_image(r.image, 0);
     if (!v) return oom(err);
     lv_set_desc(v, desc);
