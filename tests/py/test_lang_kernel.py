@@ -202,3 +202,26 @@ def test_fashion_model_end_to_end(kernel):
     assert reply["evalue"].startswith("gradcam: unknown layer 'conv3'")
     reply, msgs = execute(kc, "gradcam m")
     assert reply["evalue"] == "gradcam: x must be an image or tensor, got model"
+
+
+def test_interrupt_stops_long_engine_work(kernel):
+    km, kc = kernel
+    execute(kc, "m = model fashion\nkept = 1", timeout=60)
+    msg_id = kc.execute("kept = 2\nshow maximize conv2 filter 0..13 steps 100000")
+    time.sleep(1.0)
+    t0 = time.time()
+    km.interrupt_kernel()
+    msgs = []
+    while True:
+        msg = kc.get_iopub_msg(timeout=TIMEOUT)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        msgs.append(msg)
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    assert time.time() - t0 < 1.0
+    assert of_type(msgs, "error")[0]["ename"] == "KeyboardInterrupt"
+    progress = of_type(msgs, "display_data") + of_type(msgs, "update_display_data")
+    assert progress and progress[-1]["data"]["text/plain"].startswith("maximize"), "live progress"
+    reply, msgs = execute(kc, "kept")
+    assert of_type(msgs, "execute_result")[0]["data"]["text/plain"] == "2"

@@ -182,3 +182,22 @@ def _debug_diff(a, b):
     for (ca, oa), (cb, ob) in zip(a, b):
         if (ca, oa) != (cb, ob):
             return json.dumps([ca, oa], default=str)[:1500], json.dumps([cb, ob], default=str)[:1500]
+
+
+def test_model_notebook_matches_nbclient(cnnlens_bin, jupyter_path, tmp_path, monkeypatch):
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("CNNLENS_INTERP", "lens")
+    nb = new_notebook()
+    nb.cells = [new_code_cell("seed 1\nm = model fashion\nx = sample fashion test 3\npredict x top 3"),
+                new_code_cell("show gradcam x over x size 112\nshow weights conv1 filter 0..3\ngradcam x class 2")]
+    ref = copy.deepcopy(nb)
+    NotebookClient(ref, kernel_name="cnnlens", timeout=60, record_timing=False).execute()
+    ref = nbformat.reads(nbformat.writes(ref), as_version=4)
+    src = tmp_path / "m.ipynb"
+    nbformat.write(nb, str(src))
+    r = run(cnnlens_bin, "run", str(src))
+    assert r.returncode == 0, r.stderr
+    ours = nbformat.read(str(src), as_version=4)
+    assert [len(o) for _, o in outputs_of(ours)] == [1, 3]
+    assert outputs_of(ours) == outputs_of(ref), _debug_diff(outputs_of(ours), outputs_of(ref))
