@@ -251,6 +251,11 @@ ds_dataset *ds_open(const char *name, const char *split, cl_err *err)
                        "Fashion-MNIST is not installed: %s is missing (sudo apt install "
                        "dataset-fashion-mnist, or set CNNLENS_FASHION_DIR)",
                        dir);
+        else if (mnist)
+            cl_err_set(err, CL_EIO,
+                       "MNIST is not installed: %s is missing (set CNNLENS_MNIST_DIR, or name "
+                       "the folder holding its IDX files)",
+                       dir);
         else
             cl_err_set(err, CL_EIO,
                        "no dataset '%s': give 'fashion', 'mnist' or a folder holding MNIST-style "
