@@ -64,9 +64,14 @@ struct net {
     float *ws;
     size_t ws_cap;
     int training;
+    int params_ready; /* weights initialised or loaded (drawn lazily: a model
+                       * built only to load a file skips 100M random draws) */
+    uint64_t seed;
     unsigned fwd_gen, bwd_gen, in_grad_gen;
     cl_err build_err; /* the first failure of a builder call */
 };
+
+static void ensure_params(net *m);
 
 /* ---- construction ---- */
 
@@ -426,6 +431,7 @@ int net_forward(net *m, const tn_tensor *x, cl_err *err)
     if (tn_resize(m->input, 4, x->shape, err) || tn_copy(m->input, x, err)) return -1;
     m->fwd_gen++, m->bwd_gen++; /* old gradients belong to the old input */
     if (prepare_buffers(m, err)) return -1;
+    ensure_params(m);
     for (int i = 0; i < m->count; i++) {
         node_forward(m, &m->nodes[i]);
         m->nodes[i].out_gen = m->fwd_gen;
@@ -727,6 +733,7 @@ int net_param_tensors(const net *m)
 
 int net_param_get(net *m, int idx, net_param *out)
 {
+    ensure_params(m);
     for (int i = 0; i < m->count; i++) {
         node *n = &m->nodes[i];
         if (!n->w) continue;
@@ -770,9 +777,15 @@ static void fill_uniform(uint64_t *s, float *p, int64_t n, float bound)
     }
 }
 
+static void ensure_params(net *m)
+{
+    if (!m->params_ready) net_init_params(m, m->seed);
+}
+
 void net_init_params(net *m, uint64_t seed)
 {
     uint64_t s = seed;
+    m->params_ready = 1;
     for (int i = 0; i < m->count; i++) {
         node *n = &m->nodes[i];
         if (!n->w) continue;
@@ -806,7 +819,7 @@ int net_finish(net *m, uint64_t seed, cl_err *err)
         int64_t z = 0;
         if (tn_resize(m->nodes[i].out, 1, &z, err)) return -1;
     }
-    net_init_params(m, seed);
+    m->seed = seed;
     return 0;
 }
 
@@ -922,6 +935,7 @@ int net_load_weights(net *m, const wt_dict *w, cl_err *err)
     }
     for (int i = 0; i < m->count; i++)
         if (m->nodes[i].w) load_node(&m->nodes[i], w);
+    m->params_ready = 1;
     return 0;
 }
 

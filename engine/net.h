@@ -121,7 +121,9 @@ int net_add_add(net *m, const char *name, int a, int b);
 int net_add_softmax(net *m, const char *name, int in, int log_softmax);
 /* Another name for a node (e.g. "layer4" for "layer4.1"). */
 int net_alias(net *m, const char *alias, int node);
-/* Checks the shapes for the net's input shape and initialises the weights. */
+/* Checks the shapes for the net's input shape; the weights are drawn from
+ * `seed` (as net_init_params) at the first forward or net_param_get, unless
+ * net_load_weights or net_init_params came first. */
 int net_finish(net *m, uint64_t seed, cl_err *err);
 
 #endif
