@@ -2,7 +2,8 @@
  * on a .npy input and writes outputs and gradients as .npy files, so tests and
  * benchmarks can compare the engine with PyTorch without a notebook.
  *
- *   cnnlens probe summary ARCH
+ *   cnnlens probe summary ARCH      (tab-separated: name, type, shape, params)
+ *   cnnlens probe table ARCH        (the same as an aligned table, engine/summary)
  *   cnnlens probe find ARCH NAME
  *   cnnlens probe run ARCH --input X.npy --out DIR [--weights FILE] [--seed N]
  *        [--save NODE]... [--save-arg POOL]... [--grad CLASS [--grad-from NODE] [--grad-to
@@ -28,6 +29,7 @@
 #include "engine/io/npy.h"
 #include "engine/io/weights.h"
 #include "engine/net.h"
+#include "engine/summary/summary.h"
 #include "engine/zoo/zoo.h"
 #include "kernel/app/commands.h"
 
@@ -219,6 +221,17 @@ static int probe_summary(const probe_opts *o, cl_err *err)
     return 0;
 }
 
+static int probe_table(const probe_opts *o, cl_err *err)
+{
+    net *m = zoo_build(o->arch, err);
+    if (!m) return -1;
+    char *t = sm_table(m, err);
+    if (t) fputs(t, stdout);
+    free(t);
+    net_free(m);
+    return t ? 0 : -1;
+}
+
 static int probe_find(int argc, char **argv, cl_err *err)
 {
     if (argc < 2) return cl_err_set(err, CL_EINVAL, "usage: cnnlens probe find ARCH NAME");
@@ -312,7 +325,7 @@ int app_probe(int argc, char **argv)
     cl_err err = {0};
     probe_opts o;
     if (argc < 1) {
-        fprintf(stderr, "usage: cnnlens probe summary|find|run|bench ARCH ...\n");
+        fprintf(stderr, "usage: cnnlens probe summary|table|find|run|bench ARCH ... | sgemm N\n");
         return 2;
     }
     const char *cmd = argv[0];
@@ -325,6 +338,8 @@ int app_probe(int argc, char **argv)
     int rc;
     if (!strcmp(cmd, "summary"))
         rc = probe_summary(&o, &err);
+    else if (!strcmp(cmd, "table"))
+        rc = probe_table(&o, &err);
     else if (!strcmp(cmd, "run"))
         rc = probe_run(&o, &err);
     else if (!strcmp(cmd, "bench"))

@@ -1,8 +1,10 @@
 /* The zoo: every architecture builds, with torchvision's parameter counts,
  * names and the output shapes of the lecture's layers. */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "engine/summary/summary.h"
 #include "engine/zoo/zoo.h"
 
 static net *build(const char *arch)
@@ -122,5 +124,18 @@ Test(zoo, fashion_runs_and_checks_its_input)
     cr_assert_eq(net_forward(m, x, &err), -1);
     cr_assert(strstr(err.msg, "'dense1' takes 1250 features"), "%s", err.msg);
     tn_free(x);
+    net_free(m);
+}
+
+Test(zoo, summary_table)
+{
+    cl_err err = {0};
+    net *m = build("fashion");
+    char *t = sm_table(m, &err);
+    cr_assert_not_null(t, "%s", err.msg);
+    cr_assert(strstr(t, "conv2    conv2d     [1, 50, 11, 11]             11,300\n"), "%s", t);
+    cr_assert(strstr(t, "output   linear     [1, 10]"), "%s", t);
+    cr_assert(strstr(t, "total parameters: 137,660\n"), "%s", t);
+    free(t);
     net_free(m);
 }
