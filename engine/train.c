@@ -211,11 +211,13 @@ static void report(fit_state *s, int epoch, long b, const char *what, cl_err *er
     char text[160];
     double dt = now_s() - s->t0;
     double ips = dt > 0 ? (double)s->st->images / dt : 0;
-    snprintf(text, sizeof text, "epoch %d/%d  batch %ld/%ld  loss %.4f  acc %.1f%%  %.0f img/s%s",
-             epoch + 1, s->o->epochs, b, s->per_epoch,
-             s->epoch_images ? s->epoch_loss / (double)s->epoch_images : 0.0,
-             s->epoch_images ? 100.0 * (double)s->epoch_correct / (double)s->epoch_images : 0.0,
-             ips, what);
+    int n = snprintf(text, sizeof text, "epoch %d/%d  batch %ld/%ld", epoch + 1, s->o->epochs, b,
+                     s->per_epoch);
+    /* Loss and accuracy only once this epoch has seen images. */
+    if (s->epoch_images && n > 0 && (size_t)n < sizeof text)
+        snprintf(text + n, sizeof text - (size_t)n, "  loss %.4f  acc %.1f%%  %.0f img/s%s",
+                 s->epoch_loss / (double)s->epoch_images,
+                 100.0 * (double)s->epoch_correct / (double)s->epoch_images, ips, what);
     *rc = cl_progress_step(s->p, s->st->batches_done, s->total_batches, text, err);
 }
 
