@@ -328,6 +328,67 @@ static int do_labels(lc_call *c, lv_value **out, cl_err *err)
     return 0;
 }
 
+static int do_eprint(lc_call *c, lv_value **out, cl_err *err)
+{
+    (void)out;
+    char *line = NULL;
+    size_t len = 0;
+    lv_value *vals[1 + LC_MAXREST];
+    int n = 0;
+    if (c->v[0]) vals[n++] = c->v[0];
+    for (int i = 0; i < c->nrest; i++) vals[n++] = c->rest[i];
+    for (int i = 0; i < n; i++) {
+        char *t = lv_text(vals[i]);
+        if (!t || (i && append_text(&line, &len, " ") < 0) || append_text(&line, &len, t) < 0) {
+            free(t);
+            free(line);
+            return oom(err);
+        }
+        free(t);
+    }
+    if (append_text(&line, &len, "\n") < 0) {
+        free(line);
+        return oom(err);
+    }
+    ss_stream(c->s, "stderr", line);
+    free(line);
+    return 0;
+}
+
+static int do_sleep(lc_call *c, lv_value **out, cl_err *err)
+{
+    (void)out;
+    double t = lc_num(c, "seconds", 0);
+    if (t < 0 || t > 3600)
+        return lc_arg_error(c, "seconds", err, CL_EINVAL, "sleep: seconds must be 0..3600");
+    return ss_sleep(c->s, t, err);
+}
+
+static int do_input(lc_call *c, lv_value **out, cl_err *err)
+{
+    const char *prompt = lc_text(c, "prompt");
+    kn_output *o = c->s->out;
+    if (!c->s->allow_stdin || !o || !o->input)
+        return cl_err_set(err, CL_EIO,
+                          "input: this front end does not accept input (allow_stdin is off)");
+    char *line = o->input(o->ctx, prompt ? prompt : "", lc_flag(c, "password"));
+    if (!line) {
+        if (ss_cancelled(c->s)) return cl_err_set(err, CL_EINTERRUPT, "interrupted by the user");
+        return cl_err_set(err, CL_EIO, "input: no answer from the front end");
+    }
+    *out = lv_str(line);
+    free(line);
+    return *out ? 0 : oom(err);
+}
+
+static int do_clear(lc_call *c, lv_value **out, cl_err *err)
+{
+    (void)out, (void)err;
+    kn_output *o = c->s->out;
+    if (o && o->clear) o->clear(o->ctx, lc_flag(c, "wait"));
+    return 0;
+}
+
 /* ---- save and load ------------------------------------------------------ */
 
 static const char *ext_of(const char *path)
@@ -1081,6 +1142,18 @@ const lc_verb lc_core_verbs[] = {
      {{"path", LA_STR | LA_PATH, NULL, "the file needed"}},
      {{"hint", LA_STR, NULL, "how to get it, shown in the message"}},
      NULL, "require \"weights/alexnet-owt-7be5be79.pth\" hint \"install/fetch-weights.sh alexnet\"", do_require},
+    {"eprint", "language", "Writes values as text to the error stream (stderr).", 1, 0,
+     {{"value", LA_ANY | LA_EXPR | LA_OPTIONAL | LA_REST, NULL, "what to print"}},
+     {{0}}, NULL, "eprint \"careful:\" x", do_eprint},
+    {"sleep", "language", "Waits, e.g. to pace a demonstration; an interrupt ends it at once.", 1, 0,
+     {{"seconds", LA_NUM, NULL, "how long"}}, {{0}}, NULL, "sleep 0.5", do_sleep},
+    {"input", "language", "Asks the notebook's user for a line of text; its value is that text.", 1, 1,
+     {{"prompt", LA_STR | LA_OPTIONAL, NULL, "the question"}},
+     {{"password", LA_FLAG, NULL, "hide what is typed"}},
+     NULL, "name = input \"your name? \"", do_input},
+    {"clear", "language", "Clears the cell's output so far.", 0, 1, {{0}},
+     {{"wait", LA_FLAG, NULL, "clear only when the next output arrives (no flicker)"}},
+     NULL, "clear wait", do_clear},
 };
 
 /* clang-format on */

@@ -85,6 +85,7 @@ static void execute(kn_interp *it, const kn_exec_request *req, kn_output *out, k
     atomic_store(&s->cancel, 0);
     s->out = out;
     s->src = req->code;
+    s->allow_stdin = req->allow_stdin;
     json_decref(s->payload);
     s->payload = NULL;
     cl_err err = {0};
@@ -394,7 +395,9 @@ static json_t *is_complete(kn_interp *it, const char *code)
     const char *status;
     if (lx_lex_partial(code, &toks, &err, &where) < 0) {
         status = "invalid";
-    } else if (toks.open_string || toks.depth > 0) {
+    } else if (toks.open_string) {
+        status = "invalid"; /* a string ends on its line: more lines cannot close it */
+    } else if (toks.depth > 0) {
         status = "incomplete";
     } else {
         ps_program prog;
@@ -460,9 +463,10 @@ static void destroy(kn_interp *it)
 static json_t *language_info(kn_interp *it)
 {
     (void)it;
-    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", "lens", "version", CNNLENS_VERSION,
-                     "mimetype", "text/x-lens", "file_extension", ".lens", "pygments_lexer",
-                     "text");
+    /* codemirror "shell": the same comments (#), strings and numbers as lens. */
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name", "lens", "version", CNNLENS_VERSION,
+                     "mimetype", "text/x-lens", "file_extension", ".lens", "pygments_lexer", "text",
+                     "codemirror_mode", "shell");
 }
 
 static const char *banner(kn_interp *it)

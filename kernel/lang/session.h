@@ -39,6 +39,7 @@ typedef struct ss_session {
     json_t *payload;   /* pager payload of the running cell, or NULL */
     int displayed;     /* the running statement showed its own result */
     const char *src;   /* the running cell's source (borrowed) */
+    int allow_stdin;   /* the running cell may ask for input */
 } ss_session;
 
 ss_session *ss_new(cl_err *err);

@@ -15,6 +15,8 @@
 typedef struct capture {
     char out[1 << 16];
     size_t nout;
+    char err[1024];
+    int clears;
     int displays, updates;
     char first_id[64];
     json_t *last; /* last display bundle */
@@ -23,6 +25,10 @@ typedef struct capture {
 static void cap_stream(void *ctx, const char *name, const char *text)
 {
     capture *c = ctx;
+    if (!strcmp(name, "stderr")) {
+        strncat(c->err, text, sizeof c->err - strlen(c->err) - 1);
+        return;
+    }
     cr_assert_str_eq(name, "stdout");
     size_t k = strlen(text);
     cr_assert_lt(c->nout + k, sizeof c->out);
@@ -43,6 +49,20 @@ static void cap_display(void *ctx, json_t *data, json_t *meta, const char *id, i
     }
     json_decref(c->last);
     c->last = json_incref(data);
+}
+
+static void cap_clear(void *ctx, int wait)
+{
+    capture *c = ctx;
+    (void)wait;
+    c->clears++;
+}
+
+static char *cap_input(void *ctx, const char *prompt, int password)
+{
+    (void)ctx;
+    cr_assert_str_eq(prompt, "name? ");
+    return strdup(password ? "secret" : "Ada");
 }
 
 static kn_interp *it;
@@ -70,8 +90,8 @@ static kn_exec_result *run(const char *code)
     kn_exec_result_free(&res);
     json_decref(cap.last);
     memset(&cap, 0, sizeof cap);
-    kn_output out = {&cap, cap_stream, cap_display, NULL, NULL};
-    kn_exec_request req = {code, 0, 1, 0, 1};
+    kn_output out = {&cap, cap_stream, cap_display, cap_clear, cap_input};
+    kn_exec_request req = {code, 0, 1, 1, 1};
     it->vt->execute(it, &req, &out, &res);
     return &res;
 }
@@ -430,4 +450,16 @@ Test(eval, user_expressions)
     cr_assert_str_eq(json_string_value(json_object_get(r, "status")), "error");
     cr_assert_str_eq(json_string_value(json_object_get(r, "ename")), "NameError");
     json_decref(r);
+}
+
+Test(eval, eprint_sleep_input_clear)
+{
+    ok("eprint \"careful:\" 1 + 1");
+    cr_assert_str_eq(cap.err, "careful: 2\n");
+    cr_assert_str_eq(cap.out, "");
+    ok("sleep 0.01\nname = input \"name? \"\npw = input \"name? \" password\nprint name pw");
+    cr_assert_str_eq(cap.out, "Ada secret\n");
+    ok("clear\nclear wait");
+    cr_assert_eq(cap.clears, 2);
+    fails("sleep -1", "ValueError", "seconds must be 0..3600");
 }

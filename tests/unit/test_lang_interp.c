@@ -202,7 +202,8 @@ Test(interp, is_complete_statuses)
     is_complete("m = [1 0 -1;", "incomplete");
     is_complete("m = [1 0 -1\n 0 1 0", "incomplete");
     is_complete("x = (conv img", "incomplete");
-    is_complete("print \"abc", "incomplete");
+    is_complete("print \"abc", "invalid");
+    is_complete("x = [\"abc", "invalid");
     is_complete("print \"abc\nprint 1", "invalid");
     is_complete("x = 1)", "invalid");
     is_complete("x = [1 2; 3]", "invalid");
