@@ -162,6 +162,56 @@ static int do_saliency(lc_call *c, lv_value **out, cl_err *err)
     return (*out = lv_heatmap(s, lc_get(c, "x"), desc)) ? 0 : oom(err);
 }
 
+static int do_smoothgrad(lc_call *c, lv_value **out, cl_err *err)
+{
+    net *m = le_model(c, err);
+    if (!m) return -1;
+    tn_tensor x;
+    int cls, used = -1;
+    if (le_input(c, m, "x", &x, err) < 0 || le_class(c, m, "class", &cls, err) < 0) return -1;
+    int samples = (int)lc_num(c, "samples", 25);
+    if (samples < 1 || samples > 1000)
+        return lc_arg_error(c, "samples", err, CL_EINVAL, "smoothgrad: samples must be 1..1000");
+    le_live live;
+    cl_progress p = le_live_start(&live, c);
+    tn_tensor *map = vis_smoothgrad(m, &x, cls, samples, (float)lc_num(c, "noise", 0.15),
+                                    ss_rand_u64(c->s), &p, &used, err);
+    le_live_finish(&live, map ? "smoothgrad: done" : "smoothgrad: stopped");
+    if (!map) return -1;
+    drop_batch(map, 0);
+    char what[160], desc[256];
+    class_text(c, used, what, sizeof what);
+    snprintf(desc, sizeof desc, "SmoothGrad of %s, %d samples", what, samples);
+    return (*out = lv_heatmap(map, lc_get(c, "x"), desc)) ? 0 : oom(err);
+}
+
+static int do_intgrad(lc_call *c, lv_value **out, cl_err *err)
+{
+    net *m = le_model(c, err);
+    if (!m) return -1;
+    tn_tensor x;
+    int cls, used = -1;
+    if (le_input(c, m, "x", &x, err) < 0 || le_class(c, m, "class", &cls, err) < 0) return -1;
+    int steps = (int)lc_num(c, "steps", 50);
+    if (steps < 1 || steps > 1000)
+        return lc_arg_error(c, "steps", err, CL_EINVAL, "intgrad: steps must be 1..1000");
+    le_live live;
+    cl_progress p = le_live_start(&live, c);
+    tn_tensor *a = vis_integrated_gradients(m, &x, cls, NULL, steps, &p, &used, err);
+    le_live_finish(&live, a ? "intgrad: done" : "intgrad: stopped");
+    if (!a) return -1;
+    drop_batch(a, 1);
+    lv_value *v = lv_image(a, 0);
+    if (!v) return oom(err);
+    v->show = LV_SHOW_GUIDED;
+    char what[160], desc[256];
+    class_text(c, used, what, sizeof what);
+    snprintf(desc, sizeof desc, "integrated gradients of %s, %d steps", what, steps);
+    lv_set_desc(v, desc);
+    *out = v;
+    return 0;
+}
+
 static int do_occlusion(lc_call *c, lv_value **out, cl_err *err)
 {
     net *m = le_model(c, err);
@@ -438,6 +488,17 @@ const lc_verb lc_vis_verbs[] = {
      NULL, "show guidedcam x layer layer4 class 331", do_guidedcam},
     {"saliency", "visualising", "Vanilla saliency: the largest |gradient| over the colour channels.", 1, 1,
      {X_INPUT}, {CLASS_OPT}, NULL, "show saliency x", do_saliency},
+    {"smoothgrad", "visualising", "SmoothGrad: saliency averaged over noisy copies of the image.", 1, 3,
+     {X_INPUT},
+     {CLASS_OPT,
+      {"samples", LA_NUM | LA_INT, "25", "noisy copies"},
+      {"noise", LA_NUM, "0.15", "noise level, as a fraction of the image's value range"}},
+     "As Captum's NoiseTunnel over Saliency; the noise is reproducible after `seed`.",
+     "show smoothgrad x class 331 samples 25", do_smoothgrad},
+    {"intgrad", "visualising", "Integrated gradients: attributions along the path from a black image.", 1, 2,
+     {X_INPUT},
+     {CLASS_OPT, {"steps", LA_NUM | LA_INT, "50", "points on the path (Gauss-Legendre, as Captum)"}},
+     NULL, "show intgrad x class 331", do_intgrad},
     {"occlusion", "visualising", "Occlusion: how much the class score drops when a patch is hidden.", 1, 4,
      {X_INPUT},
      {CLASS_OPT,

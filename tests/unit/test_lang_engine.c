@@ -185,8 +185,10 @@ Test(engine, pictures_of_filters_activations_and_gradients)
     cr_assert_not_null(json_object_get(res.result, "image/png"));
     ok("a = activations x conv2 channel 0..3\nshape a");
     cr_assert_str_eq(text(), "[50 11 11]", "the numbers of the whole layer");
-    ok("show guided x\nshow guidedcam x\nshow saliency x\nshow occlusion x window 8 stride 4");
-    cr_assert_geq(displays, 4, "four pictures (and the live progress of occlusion)");
+    ok("show guided x\nshow guidedcam x\nshow saliency x\nshow occlusion x window 8 stride 4\n"
+       "seed 5\ns1 = smoothgrad x samples 4\nseed 5\ns2 = smoothgrad x samples 4\nexpect s1 == s2\n"
+       "show intgrad x steps 8");
+    cr_assert_geq(displays, 5, "five pictures (and live progress)");
     cr_assert_not_null(json_object_get(shown, "image/png"));
     fails("weights pool1", "ValueError", "has no weights");
 }
