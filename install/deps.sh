@@ -16,10 +16,38 @@ test_pkgs=(
   jupyter-nbconvert jupyter-notebook python3-jupyter-kernel-test jupyter-console
   python3-torch python3-torchvision python3-opencv python3-psutil python3-ipykernel
   valgrind
+  chromium
 )
 
 want=("${build_pkgs[@]}")
-if [ "${1:-}" != "--no-test" ]; then want+=("${test_pkgs[@]}"); fi
+with_tests=1
+if [ "${1:-}" = "--no-test" ]; then with_tests=0; fi
+if [ "$with_tests" = 1 ]; then
+  want+=("${test_pkgs[@]}")
+  # The browser test drives Chromium with playwright-core from npm. A machine
+  # whose Node.js came from elsewhere (with its own npm) keeps it: Debian's npm
+  # package would conflict with it.
+  command -v node >/dev/null || want+=(nodejs)
+  command -v npm >/dev/null || want+=(npm)
+fi
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+# playwright-core at the version tests/browser/package-lock.json pins. It never
+# downloads a browser: tests/browser/notebooks.js launches Debian's /usr/bin/chromium.
+browser_deps() {
+  local dir="$root/tests/browser" want have
+  want=$(node -p "require('$dir/package-lock.json').packages['node_modules/playwright-core'].version")
+  have=$(node -p "require('$dir/node_modules/playwright-core/package.json').version" 2>/dev/null || true)
+  if [ "$want" = "$have" ]; then
+    echo "install/deps.sh: playwright-core $have already in tests/browser/node_modules"
+    return 0
+  fi
+  echo "install/deps.sh: npm ci in tests/browser (playwright-core $want)"
+  if ! PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$dir" --no-audit --no-fund; then
+    echo "install/deps.sh: npm ci failed in tests/browser (no access to the npm registry?)" >&2
+    exit 1
+  fi
+}
 
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null; then SUDO=sudo; else
@@ -35,6 +63,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install/deps.sh: all ${#want[@]} packages already installed"
+  if [ "$with_tests" = 1 ]; then browser_deps; fi
   exit 0
 fi
 
@@ -51,4 +80,5 @@ if ! $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
   echo "install/deps.sh: apt-get install failed for: ${missing[*]}" >&2
   exit 1
 fi
+if [ "$with_tests" = 1 ]; then browser_deps; fi
 echo "install/deps.sh: done"
