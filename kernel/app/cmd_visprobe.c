@@ -13,6 +13,7 @@
  *
  * Results go to stdout as "key value" lines. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,18 +44,85 @@ static int parse_size(const char *s, int *h, int *w)
     return *h > 0 && *w > 0 ? 0 : -1;
 }
 
+typedef enum { OPT_STR, OPT_INT, OPT_FLT } opt_kind;
+
+typedef struct probe_opt {
+    const char *name;
+    opt_kind kind;
+    size_t off;
+} probe_opt;
+
+#define OPT(n, k)                                                                                  \
+    {                                                                                              \
+        "--" #n, k, offsetof(probe_args, n)                                                        \
+    }
+static const probe_opt probe_opts[] = {
+    OPT(arch, OPT_STR),
+    OPT(weights, OPT_STR),
+    OPT(input, OPT_STR),
+    OPT(out, OPT_STR),
+    OPT(layer, OPT_STR),
+    OPT(cam, OPT_STR),
+    OPT(image, OPT_STR),
+    OPT(cmap, OPT_STR),
+    OPT(units, OPT_STR),
+    OPT(baseline, OPT_STR),
+    OPT(init, OPT_STR),
+    OPT(window, OPT_INT),
+    OPT(stride, OPT_INT),
+    OPT(batch, OPT_INT),
+    OPT(samples, OPT_INT),
+    OPT(steps, OPT_INT),
+    OPT(jitter, OPT_INT),
+    OPT(plain, OPT_INT),
+    OPT(shared, OPT_INT),
+    OPT(f0, OPT_INT),
+    OPT(f1, OPT_INT),
+    OPT(c0, OPT_INT),
+    OPT(c1, OPT_INT),
+    OPT(max_steps, OPT_INT),
+    OPT(repeat, OPT_INT),
+    OPT(noise, OPT_FLT),
+    OPT(lr, OPT_FLT),
+    OPT(l1, OPT_FLT),
+    OPT(l2, OPT_FLT),
+    OPT(tv, OPT_FLT),
+    OPT(lo, OPT_FLT),
+    OPT(hi, OPT_FLT),
+    OPT(confidence, OPT_FLT),
+    OPT(blur, OPT_FLT),
+    {"--blur-every", OPT_INT, offsetof(probe_args, blur_every)},
+    {"--class", OPT_INT, offsetof(probe_args, cls)},
+};
+#undef OPT
+
+/* Sets one table option; 1 if `k` is not in the table. */
+static int set_opt(probe_args *a, const char *k, const char *v)
+{
+    for (size_t i = 0; i < sizeof probe_opts / sizeof *probe_opts; i++) {
+        if (strcmp(k, probe_opts[i].name)) continue;
+        char *field = (char *)a + probe_opts[i].off;
+        switch (probe_opts[i].kind) {
+        case OPT_STR:
+            *(const char **)field = v;
+            break;
+        case OPT_INT:
+            *(int *)field = atoi(v);
+            break;
+        case OPT_FLT:
+            *(float *)field = strtof(v, NULL);
+            break;
+        }
+        return 0;
+    }
+    return 1;
+}
+
 /* --name value pairs; returns -1 (with a message) on an unknown option. */
 static int parse_args(int argc, char **argv, probe_args *a)
 {
-    *a = (probe_args){.cls = -1,
-                      .repeat = 1,
-                      .samples = 25,
-                      .steps = 0,
-                      .f1 = 1 << 30,
-                      .c1 = 1 << 30,
-                      .noise = 0.15f,
-                      .lo = 0,
-                      .hi = 0};
+    *a = (probe_args){
+        .cls = -1, .repeat = 1, .samples = 25, .f1 = 1 << 30, .c1 = 1 << 30, .noise = 0.15f};
     if (argc < 1) return -1;
     a->method = argv[0];
     for (int i = 1; i < argc; i += 2) {
@@ -63,51 +131,17 @@ static int parse_args(int argc, char **argv, probe_args *a)
             fprintf(stderr, "vis-probe: option %s needs a value\n", k);
             return -1;
         }
-#define STR(n)                                                                                     \
-    if (!strcmp(k, "--" #n)) {                                                                     \
-        a->n = v;                                                                                  \
-        continue;                                                                                  \
-    }
-#define INT(n)                                                                                     \
-    if (!strcmp(k, "--" #n)) {                                                                     \
-        a->n = atoi(v);                                                                            \
-        continue;                                                                                  \
-    }
-#define FLT(n)                                                                                     \
-    if (!strcmp(k, "--" #n)) {                                                                     \
-        a->n = strtof(v, NULL);                                                                    \
-        continue;                                                                                  \
-    }
-        STR(arch)
-        STR(weights)
-        STR(input)
-        STR(out) STR(layer) STR(cam) STR(image) STR(cmap) STR(units) STR(baseline) STR(init)
-            INT(window) INT(stride) INT(batch) INT(samples) INT(steps) INT(jitter) INT(plain)
-                INT(shared) INT(f0) INT(f1) INT(c0) INT(c1) INT(max_steps) INT(repeat) FLT(noise)
-                    FLT(lr) FLT(l1) FLT(l2) FLT(tv) FLT(lo) FLT(hi) FLT(confidence)
-                        FLT(blur) if (!strcmp(k, "--blur-every"))
-        {
-            a->blur_every = atoi(v);
-            continue;
-        }
-        if (!strcmp(k, "--class")) {
-            a->cls = atoi(v);
-            continue;
-        }
+        if (!set_opt(a, k, v)) continue;
         if (!strcmp(k, "--seed")) {
             a->seed = strtoull(v, NULL, 10);
-            continue;
-        }
-        if (!strcmp(k, "--size")) {
+        } else if (!strcmp(k, "--size")) {
             if (parse_size(v, &a->size_h, &a->size_w)) return -1;
-            continue;
+        } else {
+            fprintf(stderr, "vis-probe: unknown option %s\n", k);
+            return -1;
         }
-        fprintf(stderr, "vis-probe: unknown option %s\n", k);
-        return -1;
-#undef STR
-#undef INT
-#undef FLT
     }
+    if (a->repeat < 1) a->repeat = 1;
     return 0;
 }
 
