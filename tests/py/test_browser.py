@@ -49,18 +49,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+def shows_in(src):
+    """One PNG per `show` line, in a cell that does not `require` a weight file
+    (the temp folder holds no weights, so such a cell says so and skips)."""
+    if re.search(r"^\s*require\b", src, re.M):
+        return 0
+    return len(re.findall(r"^\s*show\b", src, re.M))
+
+
 def expected_figures(path):
-    """One PNG per `show` line, in cells that do not `require` a weight file
-    (the temp folder holds no weights, so those cells say so and skip)."""
     with open(path, encoding="utf-8") as f:
         nb = json.load(f)
-    count = 0
-    for cell in nb["cells"]:
-        src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        if cell["cell_type"] != "code" or re.search(r"^\s*require\b", src, re.M):
-            continue
-        count += len(re.findall(r"^\s*show\b", src, re.M))
-    return count
+    return sum(shows_in("".join(c["source"]) if isinstance(c["source"], list) else c["source"])
+               for c in nb["cells"] if c["cell_type"] == "code")
 
 
 def copy_without_outputs(src, dst):
@@ -169,17 +170,20 @@ def test_browser_tools_are_installed():
 def test_notebook_runs_in_browser(browser_run, name):
     r = browser_run["by_name"][name]
     assert r["screenshot"] and os.path.getsize(r["screenshot"]) > 0, "no screenshot was saved"
-    assert r["ok"], f"{name} did not finish in the browser: {r['error']}"
+    see = f"(screenshot: {r['screenshot']})"
+    assert r["ok"], f"{name} did not finish in the browser: {r['error']} {see}"
     assert r["imagesBeforeRun"] == 0, "the copy should start with no outputs"
     cells = r["cells"]
     errors = describe(cells)
-    assert not errors, f"{name}: cells show errors (.output_error):\n{errors}"
+    assert not errors, f"{name}: cells show errors (.output_error):\n{errors}\n{see}"
     not_run = [c["index"] for c in cells if not isinstance(c["prompt"], int)]
-    assert not not_run, f"{name}: cells that never ran: {not_run}"
+    assert not not_run, f"{name}: cells that never ran: {not_run} {see}"
     imgs = [i for c in cells for i in c["imgs"]]
     want = expected_figures(os.path.join(SOURCE, "notebooks", name))
-    assert len(imgs) >= want, f"{name}: {len(imgs)} figures rendered, expected at least {want}"
+    assert len(imgs) >= want, f"{name}: {len(imgs)} figures rendered, expected at least {want} {see}"
     for c in cells:
+        assert len(c["imgs"]) >= shows_in(c["source"]), \
+            f"cell {c['index']} has {len(c['imgs'])} figures for {shows_in(c['source'])} show commands {see}"
         for i in c["imgs"]:
             assert i["png"], f"cell {c['index']}: <img> without PNG data ({i['srcStart']!r})"
             assert i["complete"] and i["naturalWidth"] > 0 and i["naturalHeight"] > 0, \
