@@ -674,6 +674,13 @@ static int do_conv(lc_call *c, lv_value **out, cl_err *err)
     tn_tensor *m = tn_new2(g.oh, g.ow, err);
     if (!m) return -1;
     if (lc_flag(c, "step")) {
+        if (g.oh * g.ow > 400) {
+            tn_free(m);
+            return lc_arg_error(c, "step", err, CL_EINVAL,
+                                "conv: step shows at most 400 windows, this map has %lld "
+                                "(use a smaller image or a bigger stride)",
+                                (long long)(g.oh * g.ow));
+        }
         if (g.C != 1) {
             tn_free(m);
             return lc_arg_error(c, "step", err, CL_EINVAL,

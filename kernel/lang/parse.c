@@ -5,7 +5,8 @@
 
 #include "kernel/lang/commands.h"
 
-#define PS_MAXNEST 200
+#define PS_MAXNEST  200
+#define PS_MAXDEPTH 2000
 
 struct ps_arena {
     ps_arena *next;
@@ -373,6 +374,11 @@ static ps_node *binary(parser *P, int op, lx_token *t, ps_node *a, ps_node *b)
     n->kid[0] = a;
     n->kid[1] = b;
     n->nkid = 2;
+    n->depth = 1 + (a->depth > b->depth ? a->depth : b->depth);
+    if (n->depth > PS_MAXDEPTH) {
+        fail_at(P, t, "expression too long: split it over several lines with variables%s", "");
+        return NULL;
+    }
     n->line = a->line;
     n->col = a->col;
     n->off = a->off;
@@ -384,8 +390,13 @@ static ps_node *parse_unary(parser *P)
 {
     lx_token *t = cur(P);
     if (t->kind == LT_MINUS) {
+        if (++P->nest > PS_MAXNEST) {
+            fail_at(P, t, "expression nested too deeply%s", "");
+            return NULL;
+        }
         P->i++;
         ps_node *n = node(P, PN_NEG, t), *x = parse_unary(P);
+        P->nest--;
         if (!n || !x || !(n->kid = arena_alloc(P->prog, sizeof *n->kid))) return NULL;
         n->kid[0] = x;
         n->nkid = 1;

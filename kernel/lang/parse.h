@@ -42,6 +42,7 @@ struct ps_node {
     ps_node **kid;
     int nkid;
     int rows, cols;
+    int depth; /* of the expression tree below (evaluation recurses that deep) */
 };
 
 typedef struct ps_stmt {

@@ -195,6 +195,8 @@ Test(eval, conv_errors)
     at(1, 12);
     fails("conv img f step stride 1 stride 2", "ValueError", "given twice");
     fails("conv img f stride", "ValueError", "option 'stride' needs a value");
+    fails("conv (zeros 30 30) f step", "ValueError",
+          "step shows at most 400 windows, this map has 784");
 }
 
 Test(eval, misspelt_verbs_and_names)

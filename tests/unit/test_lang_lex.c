@@ -271,3 +271,29 @@ Test(parse, syntax_errors_have_positions)
     parse_fails("x = m[0", 1, 6, "never closed");
     parse_fails("print ,", 1, 7, "unexpected ','");
 }
+
+Test(parse, deep_nesting_is_an_error_not_a_crash)
+{
+    static char src[100000];
+    memset(src, '-', sizeof src - 2);
+    src[sizeof src - 2] = '1';
+    ps_program p;
+    cl_err err = {0};
+    lx_pos where;
+    cr_assert_eq(ps_parse(src, &p, &err, &where), -1);
+    cr_assert(strstr(err.msg, "nested too deeply"));
+    ps_free(&p);
+}
+
+Test(parse, very_long_expressions_are_an_error_not_a_crash)
+{
+    static char src[60000];
+    for (size_t i = 0; i + 2 < sizeof src; i += 2) memcpy(src + i, "1+", 2);
+    src[sizeof src - 2] = '1';
+    ps_program p;
+    cl_err err = {0};
+    lx_pos where;
+    cr_assert_eq(ps_parse(src, &p, &err, &where), -1);
+    cr_assert(strstr(err.msg, "expression too long"), "%s", err.msg);
+    ps_free(&p);
+}
