@@ -19,7 +19,10 @@ void op_linear_forward(int64_t n, int64_t in, int64_t out, const float *x, const
 void op_linear_backward(int64_t n, int64_t in, int64_t out, const float *x, const float *wt,
                         const float *dy, float *dx, int acc, float *dw, float *db)
 {
-    if (dx)
+    if (dx && n == 1)
+        cblas_sgemv(CblasRowMajor, CblasTrans, (int)out, (int)in, 1.0f, wt, (int)in, dy, 1,
+                    acc ? 1.0f : 0.0f, dx, 1);
+    else if (dx)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)in, (int)out, 1.0f, dy,
                     (int)out, wt, (int)in, acc ? 1.0f : 0.0f, dx, (int)in);
     if (dw)
