@@ -204,7 +204,12 @@ int ss_sleep(ss_session *s, double seconds, cl_err *err)
 
 void ss_stream(ss_session *s, const char *name, const char *text)
 {
-    if (s->out && s->out->stream) s->out->stream(s->out->ctx, name, text);
+    if (!s->out || !s->out->stream) return;
+    /* The protocol carries UTF-8 only: text from a legacy-encoded file is
+     * passed with its other bytes as '?'. */
+    json_t *j = lv_json_string(text);
+    s->out->stream(s->out->ctx, name, json_string_value(j) ? json_string_value(j) : "");
+    json_decref(j);
 }
 
 void ss_display(ss_session *s, json_t *bundle, const char *display_id, int update)

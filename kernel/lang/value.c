@@ -640,6 +640,20 @@ static int has_picture(const lv_value *v)
     return 0;
 }
 
+json_t *lv_json_string(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j) return j;
+    /* Not UTF-8 (a label file in a legacy encoding): keep ASCII, mark the rest. */
+    char *t = strdup(s);
+    if (!t) return json_string("");
+    for (unsigned char *p = (unsigned char *)t; *p; p++)
+        if (*p >= 0x80) *p = '?';
+    j = json_string(t);
+    free(t);
+    return j;
+}
+
 static json_t *bundle(const lv_value *v, const lv_value *over, int size, int shown, cl_err *err)
 {
     char *text = lv_text(v);
@@ -648,7 +662,7 @@ static json_t *bundle(const lv_value *v, const lv_value *over, int size, int sho
         return NULL;
     }
     json_t *b = json_object();
-    json_object_set_new(b, "text/plain", json_string(text));
+    json_object_set_new(b, "text/plain", lv_json_string(text));
     free(text);
     int png = has_picture(v) || (shown && v->kind == LV_TENSOR && v->t->ndim <= 2);
     char *html = NULL;
@@ -657,7 +671,7 @@ static json_t *bundle(const lv_value *v, const lv_value *over, int size, int sho
     else if (v->kind == LV_TENSOR && v->t->ndim <= 2 && !png)
         html = html_matrix(v->t);
     if (html) {
-        json_object_set_new(b, "text/html", json_string(html));
+        json_object_set_new(b, "text/html", lv_json_string(html));
         free(html);
     }
     if (png && add_png(b, v, over, size, err) < 0) {

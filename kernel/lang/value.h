@@ -119,6 +119,9 @@ int lv_png(const lv_value *v, const lv_value *over, int size, uint8_t **png, siz
 /* A bundle with text/plain and image/png for `show VALUE over X size S`. */
 json_t *lv_bundle_shown(const lv_value *v, const lv_value *over, int size, cl_err *err);
 
+/* A JSON string of s; bytes that are not UTF-8 become '?' (never NULL). */
+json_t *lv_json_string(const char *s);
+
 /* A tensor from a value: numbers become 1x1 matrices.  New tensor, or NULL. */
 tn_tensor *lv_to_tensor(const lv_value *v, cl_err *err);
 

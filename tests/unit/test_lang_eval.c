@@ -408,6 +408,16 @@ Test(eval, labels_file)
     snprintf(code, sizeof code, "labels \"%s\"", path);
     ok(code);
     cr_assert_str_eq(cap.out, "2 class labels\n");
+    ok("labels");
+    cr_assert(strstr(result_text(), "1  goldfish"), "%s", result_text());
+    unlink(path);
+    /* A label file in Latin-1, not UTF-8: shown with '?' instead of failing. */
+    FILE *f = fopen(path, "w");
+    fputs("caf\xe9\n", f);
+    fclose(f);
+    ok(code);
+    ok("labels");
+    cr_assert(strstr(result_text(), "caf?"), "%s", result_text());
     unlink(path);
     fails(code, "IOError", "cannot open");
 }
