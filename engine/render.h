@@ -107,6 +107,10 @@ typedef struct rd_grid_opts {
     int pad;  /* pixels between tiles; < 0 = 4 */
 } rd_grid_opts;
 
+/* Grids of more than 4 tiles shrink tiles longer than this (img_resize), which
+ * keeps 14 ImageNet-sized tiles under 1 MB of PNG. */
+#define RD_GRID_MAX_TILE 160
+
 /* One RGB image: tiles on a white background, each with its caption
  * underneath.  o may be NULL (defaults). */
 rd_image *rd_grid(const rd_tiles *t, const rd_grid_opts *o, cl_err *err);

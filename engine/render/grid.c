@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/image.h"
 #include "engine/io/png.h"
 #include "engine/render.h"
 
@@ -91,12 +92,69 @@ static void caption(rd_image *im, const char *text, int x0, int y0, int cell_w, 
     rd_draw_text(im, x, y0, buf, ink, scale);
 }
 
+/* A copy of `im` whose longer side is `side` (cv2 INTER_LINEAR through img_resize). */
+static rd_image *shrink(const rd_image *im, int side, cl_err *err)
+{
+    int longer = im->w > im->h ? im->w : im->h;
+    int w = (int)((int64_t)im->w * side / longer), h = (int)((int64_t)im->h * side / longer);
+    tn_tensor *x = tn_new(3, (int64_t[]){im->c, im->h, im->w}, err);
+    if (!x) return NULL;
+    int64_t n = (int64_t)im->w * im->h;
+    for (int64_t i = 0; i < n; i++)
+        for (int k = 0; k < im->c; k++) x->data[k * n + i] = im->pix[i * im->c + k];
+    tn_tensor *y = img_resize(x, h < 1 ? 1 : h, w < 1 ? 1 : w, err);
+    tn_free(x);
+    rd_image *o = y ? rd_image_new((int)y->shape[2], (int)y->shape[1], im->c, err) : NULL;
+    if (o) {
+        int64_t m = (int64_t)o->w * o->h;
+        for (int64_t i = 0; i < m; i++)
+            for (int k = 0; k < o->c; k++) {
+                float v = y->data[k * m + i] + 0.5f;
+                o->pix[i * o->c + k] = (uint8_t)(v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v);
+            }
+    }
+    tn_free(y);
+    return o;
+}
+
+static rd_image *grid_of(const rd_tiles *t, const rd_grid_opts *o, cl_err *err);
+
 rd_image *rd_grid(const rd_tiles *t, const rd_grid_opts *o, cl_err *err)
 {
     if (!t || t->n == 0) {
         cl_err_set(err, CL_EINVAL, "render: a grid needs at least one tile");
         return NULL;
     }
+    int max = t->n > 4 ? RD_GRID_MAX_TILE : -1;
+    int big = 0;
+    for (int i = 0; max > 0 && i < t->n; i++) big |= t->im[i]->w > max || t->im[i]->h > max;
+    if (!big) return grid_of(t, o, err);
+    /* The same captions over shrunk copies of the large tiles. */
+    rd_tiles small = {.n = t->n, .cap = t->n, .caption = t->caption};
+    rd_image *out = NULL;
+    if (!(small.im = calloc((size_t)t->n, sizeof *small.im))) {
+        cl_err_set(err, CL_ENOMEM, "render: out of memory");
+        return NULL;
+    }
+    int i = 0;
+    for (; i < t->n; i++) {
+        const rd_image *s = t->im[i];
+        small.im[i] = s->w > max || s->h > max ? shrink(s, max, err) : NULL;
+        if (!small.im[i] && (s->w > max || s->h > max)) goto done;
+    }
+    for (int k = 0; k < t->n; k++)
+        if (!small.im[k]) small.im[k] = t->im[k]; /* borrowed for the drawing only */
+    out = grid_of(&small, o, err);
+    for (int k = 0; k < t->n; k++)
+        if (small.im[k] == t->im[k]) small.im[k] = NULL;
+done:
+    for (int k = 0; k < i; k++) rd_image_free(small.im[k]);
+    free(small.im);
+    return out;
+}
+
+static rd_image *grid_of(const rd_tiles *t, const rd_grid_opts *o, cl_err *err)
+{
     int cols = default_cols(t->n, o ? o->cols : 0);
     int tile = o && o->tile > 0 ? o->tile : 64, pad = o && o->pad >= 0 ? o->pad : 4;
     int cw = 0, ch = 0, any_caption = 0;

@@ -399,6 +399,26 @@ static int probe_render(const probe_args *a)
                      : !strcmp(a->cmap, "grey")          ? RD_CMAP_GREY
                                                          : RD_CMAP_DIVERGING;
         im = rd_colorize(x, cm, 0, &err);
+    } else if (!strcmp(me, "tiles") && x && x->ndim == 4) {
+        /* (N,C,H,W) images, each min-max scaled on its own, as maximize shows them. */
+        rd_tiles *tl = rd_tiles_new(&err);
+        for (int64_t i = 0; tl && i < x->shape[0]; i++) {
+            tn_tensor one = *x;
+            one.ndim = 3;
+            for (int d = 0; d < 3; d++)
+                one.shape[d] = x->shape[d + 1], one.stride[d] = x->stride[d + 1];
+            one.data = x->data + i * x->stride[0];
+            one.cap = 0;
+            rd_image *ti = rd_from_tensor(&one, 1, &err);
+            char cap[32];
+            snprintf(cap, sizeof cap, "filter %lld", (long long)i);
+            if (!ti || rd_tiles_add(tl, ti, cap, &err)) {
+                rd_tiles_free(tl);
+                tl = NULL;
+            }
+        }
+        if (tl) im = rd_grid(tl, NULL, &err);
+        rd_tiles_free(tl);
     } else if ((!strcmp(me, "weights") || !strcmp(me, "activations")) && x) {
         int *units = NULL, n = 0;
         if (a->units && parse_units(a->units, &units, &n))
@@ -447,8 +467,8 @@ int app_visprobe(int argc, char **argv)
                         "--out PREFIX [--layer L] [--class K] ...\n");
         return 2;
     }
-    static const char *const renderers[] = {"overlay",  "cam-resize", "guided-display",
-                                            "colorize", "weights",    "activations"};
+    static const char *const renderers[] = {"overlay", "cam-resize",  "guided-display", "colorize",
+                                            "weights", "activations", "tiles"};
     for (size_t i = 0; i < sizeof renderers / sizeof *renderers; i++)
         if (!strcmp(a.method, renderers[i])) return probe_render(&a);
     if (!a.out) {

@@ -173,3 +173,15 @@ def test_fourteen_feature_maps_grid_is_small(cnnlens_bin, tmp_path):
     assert os.path.getsize(out) < 1_000_000
     html = open(str(out) + ".html").read()
     assert html.count("<figure") == 14 and "ch 13" in html
+
+
+def test_fourteen_imagenet_sized_tiles_stay_under_a_megabyte(cnnlens_bin, tmp_path):
+    """14 images of 224x224 (photo plus noise, as a maximisation gives) shrink
+    to 160 px tiles: a grid for the notebook, not a poster."""
+    img = cat224().transpose(2, 0, 1)
+    rng = np.random.default_rng(0)
+    tiles = np.stack([np.roll(img, 16 * i, axis=2) + rng.normal(0, 0.1, img.shape) for i in range(14)])
+    out = tmp_path / "t.png"
+    info = run(cnnlens_bin, "tiles", "--input", save(tmp_path, "t.npy", tiles), "--out", out)
+    assert os.path.getsize(out) < 1_000_000
+    assert int(info["width"]) == 4 * (160 + 4) + 4
