@@ -242,7 +242,7 @@ static int do_occlusion(lc_call *c, lv_value **out, cl_err *err)
 /* A grid of tiles as a picture value. */
 static lv_value *grid_value(rd_tiles *tiles, tn_tensor *numbers, const char *desc, cl_err *err)
 {
-    rd_grid_opts go = {0, 64, 4};
+    rd_grid_opts go = {.cols = 0, .tile = 64, .pad = 4};
     rd_image *im = rd_grid(tiles, &go, err);
     rd_tiles_free(tiles);
     if (!im) {
