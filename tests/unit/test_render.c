@@ -297,3 +297,23 @@ Test(render, activation_tiles_shared_or_own_scale)
     rd_tiles_free(shared);
     tn_free(a);
 }
+
+Test(render, big_tiles_shrink_in_grids_of_more_than_four)
+{
+    cl_err err = {0};
+    rd_tiles *t = rd_tiles_new(&err);
+    for (int i = 0; i < 5; i++) {
+        rd_image *im = rd_image_new(200, 100, 3, &err);
+        memset(im->pix, 100, (size_t)200 * 100 * 3);
+        cr_assert_eq(rd_tiles_add(t, im, NULL, &err), 0, "%s", err.msg);
+    }
+    rd_grid_opts o = {.cols = 5, .tile = 64, .pad = 0};
+    rd_image *g = rd_grid(t, &o, &err);
+    cr_assert_not_null(g, "%s", err.msg);
+    cr_assert_eq(g->w, 5 * RD_GRID_MAX_TILE);
+    cr_assert_eq(g->h, RD_GRID_MAX_TILE / 2);
+    cr_assert_eq(g->pix[0], 100, "a flat tile stays flat when shrunk");
+    cr_assert_eq(t->im[0]->w, 200, "the tiles themselves are not changed");
+    rd_image_free(g);
+    rd_tiles_free(t);
+}
