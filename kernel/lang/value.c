@@ -566,7 +566,9 @@ static rd_image *image_pixels(const lv_value *v, int size, cl_err *err)
 
 static rd_image *heatmap_pixels(const lv_value *v, const lv_value *over, int size, cl_err *err)
 {
-    const lv_value *base = over ? over : v->base;
+    /* Only `over` lays the map on an image: `show cam` is the map itself,
+     * `show cam over x` the overlay (as the lecture shows both). */
+    const lv_value *base = over;
     if (base && base->kind == LV_IMAGE) {
         tn_tensor *img = lv_image01(base, err);
         if (!img) return NULL;

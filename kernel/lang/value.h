@@ -111,8 +111,8 @@ json_t *lv_bundle(const lv_value *v, cl_err *err);
  * guided gradients get the deprocess display).  New tensor. */
 tn_tensor *lv_image01(const lv_value *v, cl_err *err);
 /* The picture of an image, heatmap, picture or matrix as PNG bytes
- * (malloc'd).  over: an image to lay a heatmap on (NULL: the heatmap's own
- * base); size: the longer side in pixels (0: natural, small pictures enlarged to
+ * (malloc'd).  over: an image to lay a heatmap on (NULL: the map alone, in
+ * the jet colours); size: the longer side in pixels (0: natural, small pictures enlarged to
  * about 224 pixels for the screen; -1: exactly natural, for files). */
 int lv_png(const lv_value *v, const lv_value *over, int size, uint8_t **png, size_t *len,
            cl_err *err);

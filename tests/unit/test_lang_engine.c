@@ -123,7 +123,7 @@ Test(engine, gradcam_defaults_and_labels)
     ok("m = model fashion\nx = sample fashion test 0\ncam = gradcam x\ncam");
     cr_assert(strstr(text(), "heatmap 11x11 gradcam of class 9 (Ankle boot) at conv2"), "%s",
               text());
-    cr_assert_not_null(json_object_get(res.result, "image/png"), "shown over its image");
+    cr_assert_not_null(json_object_get(res.result, "image/png"), "the map in jet colours");
     ok("c2 = gradcam x class \"ankle boot\"\nc3 = gradcam x class Ankle_boot\nexpect c2 == "
        "cam\nexpect c3 == cam");
     ok("c4 = gradcam x class 0 layer conv1 method gradcam++\nshape c4");
