@@ -88,20 +88,23 @@ def input_for(arch, n=1, seed=1):
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """arch -> (torch model, weights path), built once per module."""
-    root = tmp_path_factory.mktemp("weights")
-    cache = {}
+def models():
+    """arch -> (torch model, weights path), built once per module; the weight
+    files (VGG16's is 553 MB) are deleted afterwards."""
+    import tempfile
 
-    def get(arch):
-        if arch not in cache:
-            m = make_model(arch)
-            p = str(root / f"{arch}.safetensors")
-            save_safetensors(m.state_dict(), p)
-            cache[arch] = (m, p)
-        return cache[arch]
+    with tempfile.TemporaryDirectory(prefix="cnnlens-vis-") as root:
+        cache = {}
 
-    return get
+        def get(arch):
+            if arch not in cache:
+                m = make_model(arch)
+                p = os.path.join(root, f"{arch}.safetensors")
+                save_safetensors(m.state_dict(), p)
+                cache[arch] = (m, p)
+            return cache[arch]
+
+        yield get
 
 
 def probe(bin_, method, tmp_path, arch=None, weights=None, x=None, **opts):
