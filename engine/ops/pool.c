@@ -10,34 +10,68 @@ static int64_t pool_out(int64_t in, const op_pool *p)
     return op_conv_out(in, p->k, p->stride, p->pad);
 }
 
+/* Outputs [o0, o1) of one output row (at most 64, kept in bits[]), for the
+ * window rows [y0, y1). */
+static void maxpool_cols(const op_pool *p, int64_t w, int64_t y0, int64_t y1, const float *xc,
+                         int64_t o0, int64_t o1, float *y, uint32_t *where)
+{
+    const int s = p->stride, pad = p->pad;
+    uint32_t bits[64];
+    float minus_inf = -INFINITY;
+    for (int64_t ox = o0; ox < o1; ox++) memcpy(&bits[ox - o0], &minus_inf, sizeof *bits);
+    for (int64_t iy = y0; iy < y1; iy++) {
+        const float *row = xc + iy * w;
+        for (int kx = 0; kx < p->k; kx++) {
+            /* The outputs whose column ix = ox*s - pad + kx lies inside the row. */
+            int64_t lo = pad - kx > 0 ? (pad - kx + s - 1) / s : 0;
+            int64_t hi = w - 1 + pad - kx >= 0 ? (w - 1 + pad - kx) / s + 1 : 0;
+            if (lo < o0) lo = o0;
+            if (hi > o1) hi = o1;
+            for (int64_t ox = lo; ox < hi; ox++) {
+                int64_t ix = ox * s - pad + kx;
+                float v = row[ix], cur;
+                uint32_t vb, *b = &bits[ox - o0];
+                memcpy(&cur, b, sizeof cur);
+                memcpy(&vb, &v, sizeof vb);
+                uint32_t take = -(uint32_t)((v > cur) | (v != v));
+                *b = (*b & ~take) | (vb & take);
+                where[ox] = (where[ox] & ~take) | ((uint32_t)(iy * w + ix) & take);
+            }
+        }
+    }
+    memcpy(y + o0, bits, (size_t)(o1 - o0) * sizeof *y);
+}
+
+/* One output row of max pooling.  The window offsets are visited in
+ * row-major order, each as a pass over the outputs of the row: the outputs
+ * are independent, so the CPU overlaps them (one window at a time is a chain
+ * of dependent compares).  The select is done on the bits, without branches
+ * (a branch on random data mispredicts half the time, and compilers keep
+ * float selects as branches).  "v > best or v is NaN", as PyTorch's kernel:
+ * the first maximum in row-major order wins and a NaN propagates. */
+static void maxpool_row(const op_pool *p, int64_t h, int64_t w, int64_t wo, int64_t oy,
+                        const float *xc, float *y, int32_t *arg)
+{
+    int64_t y0 = oy * p->stride - p->pad, y1 = y0 + p->k;
+    if (y0 < 0) y0 = 0;
+    if (y1 > h) y1 = h;
+    uint32_t *where = (uint32_t *)arg;
+    for (int64_t ox = 0; ox < wo; ox++) {
+        int64_t x0 = ox * p->stride - p->pad;
+        where[ox] = (uint32_t)(y0 * w + (x0 < 0 ? 0 : x0));
+    }
+    for (int64_t o0 = 0; o0 < wo; o0 += 64)
+        maxpool_cols(p, w, y0, y1, xc, o0, o0 + 64 < wo ? o0 + 64 : wo, y, where);
+}
+
 void op_maxpool_forward(const op_pool *p, int64_t nc, int64_t h, int64_t w, const float *x,
                         float *y, int32_t *arg)
 {
     int64_t ho = pool_out(h, p), wo = pool_out(w, p);
-    for (int64_t c = 0; c < nc; c++) {
-        const float *xc = x + c * h * w;
-        for (int64_t oy = 0; oy < ho; oy++) {
-            int64_t y0 = oy * p->stride - p->pad, y1 = y0 + p->k;
-            if (y0 < 0) y0 = 0;
-            if (y1 > h) y1 = h;
-            for (int64_t ox = 0; ox < wo; ox++) {
-                int64_t x0 = ox * p->stride - p->pad, x1 = x0 + p->k;
-                if (x0 < 0) x0 = 0;
-                if (x1 > w) x1 = w;
-                float best = -INFINITY;
-                int64_t where = y0 * w + x0;
-                /* !(v <= best) is "v > best or v is NaN": the first maximum in
-                 * row-major order wins and NaNs propagate, as in PyTorch. */
-                for (int64_t iy = y0; iy < y1; iy++) {
-                    const float *row = xc + iy * w;
-                    for (int64_t ix = x0; ix < x1; ix++)
-                        if (!(row[ix] <= best)) best = row[ix], where = iy * w + ix;
-                }
-                y[(c * ho + oy) * wo + ox] = best;
-                arg[(c * ho + oy) * wo + ox] = (int32_t)where;
-            }
-        }
-    }
+    for (int64_t c = 0; c < nc; c++)
+        for (int64_t oy = 0; oy < ho; oy++)
+            maxpool_row(p, h, w, wo, oy, x + c * h * w, y + (c * ho + oy) * wo,
+                        arg + (c * ho + oy) * wo);
 }
 
 void op_maxpool_backward(const op_pool *p, int64_t nc, int64_t h, int64_t w, const float *dy,

@@ -243,6 +243,15 @@ Test(ops, maxpool_first_maximum_wins)
     cr_assert_eq(out[0], -2.0f);
 }
 
+Test(ops, maxpool_propagates_nan)
+{
+    float x[4] = {1, NAN, 3, 2}, y[1];
+    int32_t arg[1];
+    op_pool p = {2, 2, 0};
+    op_maxpool_forward(&p, 1, 2, 2, x, y, arg);
+    cr_assert(isnan(y[0]) && arg[0] == 1, "PyTorch keeps the NaN: got %g at %d", y[0], arg[0]);
+}
+
 Test(ops, avgpool_counts_padding)
 {
     float x[4] = {1, 2, 3, 4}, y[9];
