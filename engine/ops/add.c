@@ -4,8 +4,7 @@
 
 #include <string.h>
 
-void op_add_forward(int64_t n, const float *restrict a, const float *restrict b,
-                    float *restrict y)
+void op_add_forward(int64_t n, const float *restrict a, const float *restrict b, float *restrict y)
 {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) /* blocks of 8: vectorised at -O2 */

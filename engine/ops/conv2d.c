@@ -6,6 +6,8 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "engine/threads.h"
+
 /* Upper bound on the column buffer, in floats (8 MiB). */
 #define CONV_BAND_FLOATS ((int64_t)2 << 20)
 
@@ -47,13 +49,26 @@ static void valid_cols(int64_t w, int64_t wo, int s, int p, int kx, int64_t *lo,
     *lo = a, *hi = b;
 }
 
-/* col [cin*k*k, (r1-r0)*wo] from the output rows [r0, r1) of one image. */
-static void im2col(const op_conv *c, int64_t h, int64_t w, int64_t wo, int64_t r0, int64_t r1,
-                   const float *x, float *col)
+/* One band of one image, for the threads: channels [lo, hi) of im2col or col2im. */
+typedef struct band {
+    const op_conv *c;
+    int64_t h, w, wo, r0, r1;
+    const float *src;
+    float *dst;
+} band;
+
+/* col [cin*k*k, (r1-r0)*wo] from the output rows [r0, r1) of one image;
+ * this call fills the rows of input channels [c0, c1). */
+static void im2col_part(void *ctx, int64_t c0, int64_t c1)
 {
+    const band *b = ctx;
+    const op_conv *c = b->c;
     const int k = c->k, s = c->stride, p = c->pad;
+    const int64_t h = b->h, w = b->w, wo = b->wo, r0 = b->r0, r1 = b->r1;
+    const float *x = b->src;
+    float *col = b->dst;
     int64_t ncol = (r1 - r0) * wo;
-    for (int ci = 0; ci < c->cin; ci++) {
+    for (int ci = (int)c0; ci < (int)c1; ci++) {
         const float *xc = x + (int64_t)ci * h * w;
         for (int ky = 0; ky < k; ky++) {
             for (int kx = 0; kx < k; kx++) {
@@ -79,13 +94,17 @@ static void im2col(const op_conv *c, int64_t h, int64_t w, int64_t wo, int64_t r
     }
 }
 
-/* The adjoint of im2col: adds col back into dx. */
-static void col2im(const op_conv *c, int64_t h, int64_t w, int64_t wo, int64_t r0, int64_t r1,
-                   const float *col, float *dx)
+/* The adjoint of im2col: adds col back into dx (channels [c0, c1)). */
+static void col2im_part(void *ctx, int64_t c0, int64_t c1)
 {
+    const band *b = ctx;
+    const op_conv *c = b->c;
     const int k = c->k, s = c->stride, p = c->pad;
+    const int64_t h = b->h, w = b->w, wo = b->wo, r0 = b->r0, r1 = b->r1;
+    const float *col = b->src;
+    float *dx = b->dst;
     int64_t ncol = (r1 - r0) * wo;
-    for (int ci = 0; ci < c->cin; ci++) {
+    for (int ci = (int)c0; ci < (int)c1; ci++) {
         float *dc = dx + (int64_t)ci * h * w;
         for (int ky = 0; ky < k; ky++) {
             for (int kx = 0; kx < k; kx++) {
@@ -101,6 +120,25 @@ static void col2im(const op_conv *c, int64_t h, int64_t w, int64_t wo, int64_t r
             }
         }
     }
+}
+
+/* Work per thread below which splitting costs more than it saves (floats). */
+#define CONV_GRAIN_FLOATS 32768
+
+static void im2col(const op_conv *c, int64_t h, int64_t w, int64_t wo, int64_t r0, int64_t r1,
+                   const float *x, float *col)
+{
+    band b = {c, h, w, wo, r0, r1, x, col};
+    int64_t per_channel = (int64_t)c->k * c->k * (r1 - r0) * wo;
+    th_parallel(c->cin, CONV_GRAIN_FLOATS / per_channel + 1, im2col_part, &b);
+}
+
+static void col2im(const op_conv *c, int64_t h, int64_t w, int64_t wo, int64_t r0, int64_t r1,
+                   const float *col, float *dx)
+{
+    band b = {c, h, w, wo, r0, r1, col, dx};
+    int64_t per_channel = (int64_t)c->k * c->k * (r1 - r0) * wo;
+    th_parallel(c->cin, CONV_GRAIN_FLOATS / per_channel + 1, col2im_part, &b);
 }
 
 void op_conv2d_forward(const op_conv *c, int64_t n, int64_t h, int64_t w, const float *x,

@@ -5,6 +5,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "engine/threads.h"
+
 static int64_t pool_out(int64_t in, const op_pool *p)
 {
     return op_conv_out(in, p->k, p->stride, p->pad);
@@ -64,14 +66,28 @@ static void maxpool_row(const op_pool *p, int64_t h, int64_t w, int64_t wo, int6
         maxpool_cols(p, w, y0, y1, xc, o0, o0 + 64 < wo ? o0 + 64 : wo, y, where);
 }
 
+typedef struct pool_job {
+    const op_pool *p;
+    int64_t h, w, ho, wo;
+    const float *x;
+    float *y;
+    int32_t *arg;
+} pool_job;
+
+/* Output rows [lo, hi) over all channels (row r is channel r / ho). */
+static void maxpool_part(void *ctx, int64_t lo, int64_t hi)
+{
+    const pool_job *j = ctx;
+    for (int64_t r = lo; r < hi; r++)
+        maxpool_row(j->p, j->h, j->w, j->wo, r % j->ho, j->x + (r / j->ho) * j->h * j->w,
+                    j->y + r * j->wo, j->arg + r * j->wo);
+}
+
 void op_maxpool_forward(const op_pool *p, int64_t nc, int64_t h, int64_t w, const float *x,
                         float *y, int32_t *arg)
 {
-    int64_t ho = pool_out(h, p), wo = pool_out(w, p);
-    for (int64_t c = 0; c < nc; c++)
-        for (int64_t oy = 0; oy < ho; oy++)
-            maxpool_row(p, h, w, wo, oy, x + c * h * w, y + (c * ho + oy) * wo,
-                        arg + (c * ho + oy) * wo);
+    pool_job j = {p, h, w, pool_out(h, p), pool_out(w, p), x, y, arg};
+    th_parallel(nc * j.ho, 4096 / (j.wo * p->k * p->k + 1) + 1, maxpool_part, &j);
 }
 
 void op_maxpool_backward(const op_pool *p, int64_t nc, int64_t h, int64_t w, const float *dy,

@@ -1,21 +1,45 @@
 /* relu — forward, and the three backward rules that saliency methods use.
- * Loops run in blocks of 8 so that the compiler vectorises them at -O2. */
+ * Loops run in blocks of 8 so that the compiler vectorises them at -O2, and
+ * large tensors are split over the engine's threads. */
 #include "engine/ops/ops.h"
 
-void op_relu_forward(int64_t n, const float *restrict x, float *restrict y)
+#include "engine/threads.h"
+
+#define RELU_GRAIN 65536
+
+typedef struct relu_job {
+    const float *x, *dy;
+    float *y;
+    int acc;
+    op_relu_rule rule;
+} relu_job;
+
+static void forward_part(void *ctx, int64_t lo, int64_t hi)
 {
-    int64_t i = 0;
+    const relu_job *j = ctx;
+    const float *restrict x = j->x + lo;
+    float *restrict y = j->y + lo;
+    int64_t n = hi - lo, i = 0;
     for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) y[i + j] = x[i + j] > 0 ? x[i + j] : 0.0f;
+        for (int k = 0; k < 8; k++) y[i + k] = x[i + k] > 0 ? x[i + k] : 0.0f;
     for (; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0.0f;
+}
+
+void op_relu_forward(int64_t n, const float *x, float *y)
+{
+    relu_job j = {x, NULL, y, 0, OP_RELU_PLAIN};
+    th_parallel(n, RELU_GRAIN, forward_part, &j);
 }
 
 static float relu_grad(float x, float g, op_relu_rule rule)
 {
     switch (rule) {
-    case OP_RELU_GUIDED: return x > 0 && g > 0 ? g : 0.0f;
-    case OP_RELU_DECONV: return g > 0 ? g : 0.0f;
-    default: return x > 0 ? g : 0.0f;
+    case OP_RELU_GUIDED:
+        return x > 0 && g > 0 ? g : 0.0f;
+    case OP_RELU_DECONV:
+        return g > 0 ? g : 0.0f;
+    default:
+        return x > 0 ? g : 0.0f;
     }
 }
 
@@ -25,10 +49,10 @@ static void plain_backward(int64_t n, const float *restrict x, const float *rest
     int64_t i = 0;
     if (acc) {
         for (; i + 8 <= n; i += 8)
-            for (int j = 0; j < 8; j++) dx[i + j] += x[i + j] > 0 ? dy[i + j] : 0.0f;
+            for (int k = 0; k < 8; k++) dx[i + k] += x[i + k] > 0 ? dy[i + k] : 0.0f;
     } else {
         for (; i + 8 <= n; i += 8)
-            for (int j = 0; j < 8; j++) dx[i + j] = x[i + j] > 0 ? dy[i + j] : 0.0f;
+            for (int k = 0; k < 8; k++) dx[i + k] = x[i + k] > 0 ? dy[i + k] : 0.0f;
     }
     for (; i < n; i++) {
         float g = x[i] > 0 ? dy[i] : 0.0f;
@@ -36,15 +60,25 @@ static void plain_backward(int64_t n, const float *restrict x, const float *rest
     }
 }
 
+static void backward_part(void *ctx, int64_t lo, int64_t hi)
+{
+    const relu_job *j = ctx;
+    const float *x = j->x + lo, *dy = j->dy + lo;
+    float *dx = j->y + lo;
+    int64_t n = hi - lo;
+    if (j->rule == OP_RELU_PLAIN) {
+        plain_backward(n, x, dy, dx, j->acc);
+        return;
+    }
+    if (j->acc)
+        for (int64_t i = 0; i < n; i++) dx[i] += relu_grad(x[i], dy[i], j->rule);
+    else
+        for (int64_t i = 0; i < n; i++) dx[i] = relu_grad(x[i], dy[i], j->rule);
+}
+
 void op_relu_backward(int64_t n, const float *x, const float *dy, float *dx, int acc,
                       op_relu_rule rule)
 {
-    if (rule == OP_RELU_PLAIN) {
-        plain_backward(n, x, dy, dx, acc);
-        return;
-    }
-    if (acc)
-        for (int64_t i = 0; i < n; i++) dx[i] += relu_grad(x[i], dy[i], rule);
-    else
-        for (int64_t i = 0; i < n; i++) dx[i] = relu_grad(x[i], dy[i], rule);
+    relu_job j = {x, dy, dx, acc, rule};
+    th_parallel(n, RELU_GRAIN, backward_part, &j);
 }

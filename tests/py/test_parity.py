@@ -438,3 +438,20 @@ def test_summary_matches_torchvision(cnnlens_bin, arch):
     if arch == "fashion":
         assert rows["conv2"][2] == "[1, 50, 11, 11]"
         assert rows["dense1"][2] == "[1, 100]" and rows["output"][2] == "[1, 10]"
+
+
+def test_results_identical_run_to_run(cnnlens_bin):
+    """Same input, same bits: twice on the engine's threads, once serially."""
+    x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(11))
+    results = []
+    for threads in ["2", "2", "1"]:
+        with tempfile.TemporaryDirectory() as d:
+            np.save(os.path.join(d, "x.npy"), x.numpy())
+            env = dict(os.environ, CNNLENS_THREADS=threads)
+            subprocess.run([cnnlens_bin, "probe", "run", "resnet18", "--seed", "4", "--input",
+                            os.path.join(d, "x.npy"), "--out", d, "--save", "layer2", "--grad", "7",
+                            "--rule", "guided"], check=True, env=env)
+            results.append([load(d, k) for k in ["logits", "node.layer2", "grad_input"]])
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert np.array_equal(a, b)
