@@ -10,6 +10,7 @@
 #include "engine/io/atomic_file.h"
 #include "engine/io/npy.h"
 #include "engine/render.h"
+#include "engine/train.h"
 #include "engine/io/png.h"
 #include "kernel/lang/commands.h"
 #include "kernel/lang/eval.h"
@@ -403,6 +404,14 @@ static int do_save(lc_call *c, lv_value **out, cl_err *err)
     const lv_value *v = c->v[0];
     const char *path = lc_text(c, "path");
     const char *ext = ext_of(path);
+    if (v->kind == LV_MODEL) {
+        if (strcmp(ext, ".safetensors"))
+            return lc_arg_error(c, "path", err, CL_EINVAL,
+                                "save writes a model as .safetensors, not '%s'", ext);
+        if (trn_save(v->obj, path, err) < 0)
+            return lc_arg_error(c, "path", err, err->code, "save: %s", err->msg);
+        return 0;
+    }
     if (!strcmp(ext, ".npy")) {
         if (v->kind == LV_NUM) {
             tn_tensor *t = tn_new1(1, err);
@@ -1016,7 +1025,7 @@ const lc_verb lc_core_verbs[] = {
      "labels \"imagenet_classes.txt\"",
      do_labels},
     {"save", "files", "Writes a value to a .npy (float32 numbers) or .png (picture) file.", 2, 2,
-     {{"value", LA_NUM | LA_ARRAY | LA_PICTURE | LA_NESTED, NULL, "what to save"},
+     {{"value", LA_NUM | LA_ARRAY | LA_PICTURE | LA_MODEL | LA_NESTED, NULL, "what to save (a model as .safetensors)"},
       {"path", LA_STR | LA_PATH, NULL, "file name ending in .npy or .png"}},
      {{"over", LA_IMAGE, NULL, ".png of a heatmap: the image to lay it on"},
       {"size", LA_NUM | LA_INT, NULL, "a heatmap normalised to [0,1] and upsampled to this size (.npy), or the picture's longer side (.png)"}},

@@ -11,6 +11,7 @@
 #include "engine/train.h"
 #include "engine/zoo/fashion_weights.h"
 #include "engine/zoo/zoo.h"
+#include "kernel/lang/eval.h"
 #include "kernel/lang/lens_engine.h"
 
 static int oom(cl_err *err)
@@ -337,6 +338,95 @@ static int do_evaluate(lc_call *c, lv_value **out, cl_err *err)
     return (*out = lv_table_value(t)) ? 0 : oom(err);
 }
 
+static int layer_kind(const char *w, trn_layer_kind *k, int *nargs)
+{
+    static const struct {
+        const char *name;
+        trn_layer_kind kind;
+        int nargs;
+    } kinds[] = {{"conv", TRN_CONV, 2},       {"maxpool", TRN_MAXPOOL, 1}, {"pool", TRN_MAXPOOL, 1},
+                 {"flatten", TRN_FLATTEN, 0}, {"dense", TRN_DENSE, 1},     {"relu", TRN_RELU, 0},
+                 {"dropout", TRN_DROPOUT, 1}};
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+        if (!strcmp(kinds[i].name, w)) {
+            *k = kinds[i].kind;
+            *nargs = kinds[i].nargs;
+            return 0;
+        }
+    return -1;
+}
+
+/* `sequential [conv 25 3; maxpool 2; conv 50 3; maxpool 2; dense 100; relu; dense 10]` */
+static int do_sequential(lc_call *c, lv_value **out, cl_err *err)
+{
+    const ps_node *list = c->node->nkid ? c->node->kid[0] : NULL;
+    ev_ctx *E = c->ev;
+    if (!list || list->kind != PN_MATRIX)
+        return cl_err_set(err, CL_EINVAL,
+                          "sequential needs a list of layers, e.g. "
+                          "sequential [conv 25 3; maxpool 2; dense 10]");
+    trn_layer layers[64];
+    if (list->rows > 64) return cl_err_set(err, CL_EINVAL, "sequential: at most 64 layers");
+    int at = 0;
+    for (int r = 0; r < list->rows; r++) {
+        int len = list->cols >= 0 ? list->cols : list->rowlen[r];
+        const ps_node *w = list->kid[at];
+        trn_layer_kind kind;
+        int nargs;
+        if (w->kind != PN_NAME || layer_kind(w->str, &kind, &nargs) < 0) {
+            E->where.line = w->line;
+            E->where.col = w->col;
+            return cl_err_set(err, CL_ENAME,
+                              "sequential: a layer is conv FILTERS SIZE, maxpool SIZE, dense N, "
+                              "relu, flatten or dropout P");
+        }
+        if (len - 1 != nargs) {
+            E->where.line = w->line;
+            E->where.col = w->col;
+            return cl_err_set(err, CL_EINVAL, "sequential: %s takes %d number%s, got %d", w->str,
+                              nargs, nargs == 1 ? "" : "s", len - 1);
+        }
+        double a[2] = {0, 0};
+        for (int j = 0; j < nargs; j++) {
+            lv_value *v = ev_eval(E, list->kid[at + 1 + j]);
+            if (!v) return -1;
+            int okn = v->kind == LV_NUM;
+            a[j] = okn ? v->num : 0;
+            lv_unref(v);
+            if (!okn || (kind != TRN_DROPOUT && (a[j] < 1 || a[j] != (int)a[j]))) {
+                E->where.line = list->kid[at + 1 + j]->line;
+                E->where.col = list->kid[at + 1 + j]->col;
+                return cl_err_set(err, CL_ETYPE, "sequential: %s needs whole numbers 1 or more",
+                                  w->str);
+            }
+        }
+        layers[r].kind = kind;
+        layers[r].n = kind == TRN_CONV || kind == TRN_DENSE ? (int)a[0] : 0;
+        layers[r].k = kind == TRN_CONV ? (int)a[1] : kind == TRN_MAXPOOL ? (int)a[0] : 0;
+        layers[r].p = kind == TRN_DROPOUT ? (float)a[0] : 0;
+        at += len;
+    }
+    int ch = (int)lc_num(c, "channels", 1), size = (int)lc_num(c, "size", 28);
+    net *m = trn_build_sequential("sequential", layers, list->rows, ch, size, size,
+                                  ss_rand_u64(c->s), err);
+    if (!m) return -1;
+    int64_t chw[3];
+    net_input_shape(m, chw);
+    char desc[256];
+    snprintf(desc, sizeof desc,
+             "model sequential: %lld parameters, input %lldx%lldx%lld, %d classes (untrained)",
+             (long long)net_param_count(m), (long long)chw[0], (long long)chw[1], (long long)chw[2],
+             net_num_classes(m));
+    lv_value *v = lv_model(m, free_net, desc);
+    if (!v) return oom(err);
+    le_set_layer_names(v, m);
+    lv_unref(c->s->model);
+    c->s->model = lv_ref(v);
+    if (c->s->nlabels != net_num_classes(m)) ss_set_labels(c->s, NULL, 0);
+    *out = v;
+    return 0;
+}
+
 #define X_INPUT                                                                                    \
     {                                                                                              \
         "x", LA_IMAGE | LA_TENSOR | LA_NESTED, NULL, "an image (C,H,W) the model takes"            \
@@ -350,6 +440,13 @@ const lc_verb lc_model_verbs[] = {
      "The model becomes the current one: later commands use it. Without weights an ImageNet "
      "architecture has random weights (reproducible after `seed`).",
      "m = model fashion\nm = model resnet18 weights \"resnet18-f37072fd.pth\"", do_model},
+    {"sequential", "models", "A CNN of your own, layer by layer (untrained: train it next).", 1, 2,
+     {{"layers", LA_EXPR | LA_LAZY, NULL, "a list: conv FILTERS SIZE; maxpool SIZE; dense N; relu; flatten; dropout P"}},
+     {{"channels", LA_NUM | LA_INT, "1", "colour channels of the input images"},
+      {"size", LA_NUM | LA_INT, "28", "side of the (square) input images"}},
+     "Layers are named conv1, pool1, dense1, ... as they come; the last dense gives the class scores.",
+     "n = sequential [conv 25 3; maxpool 2; conv 50 3; maxpool 2; dense 100; relu; dense 10]\n"
+     "train n on fashion epochs 1", do_sequential},
     {"layers", "models", "Lists a model's layers: name, type, output shape, parameters.", 1, 0,
      {{"m", LA_MODEL | LA_OPTIONAL, NULL, "a model (default: the current one)"}}, {{0}}, NULL,
      "layers m", do_layers},

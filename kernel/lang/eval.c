@@ -199,6 +199,10 @@ static int whole(double x)
 
 static lv_value *eval_matrix(ev_ctx *E, const ps_node *n)
 {
+    if (n->cols < 0)
+        return fail(E, n, CL_ETYPE,
+                    "a list of layers like this one is read by `sequential`, it has no value "
+                    "of its own");
     tn_tensor *t = tn_new2(n->rows, n->cols, E->err);
     if (!t) return locate(E, n);
     for (int i = 0; i < n->nkid; i++) {
@@ -525,11 +529,12 @@ static int finish_bind(ev_ctx *E, lc_call *c, const ps_node *at)
 {
     const lc_verb *v = c->verb;
     for (int i = 0; i < v->npos; i++) {
-        if (c->v[i] || (v->pos[i].types & (LA_OPTIONAL | LA_LAZY))) continue;
-        if (v->pos[i].def) {
+        if (c->v[i]) continue;
+        if (v->pos[i].def) { /* optional positionals may have defaults too */
             if (!(c->v[i] = default_value(v->pos[i].def))) return oom(E, at), -1;
             continue;
         }
+        if (v->pos[i].types & (LA_OPTIONAL | LA_LAZY)) continue;
         char usage[256], up[32];
         lc_usage(v, usage, sizeof usage);
         size_t j = 0;

@@ -157,6 +157,19 @@ static void span_to(ps_node *n, const lx_token *last)
     if (last->off + last->len > n->end) n->end = last->off + last->len;
 }
 
+/* Ends a row of a matrix literal: remembers its length and whether it
+ * starts with a name (a list like [conv 25 3; maxpool 2] may be ragged). */
+static int end_row(parser *P, int **lens, int *rows, int start, int n, const ps_node *const *kid,
+                   int *named)
+{
+    int *d = realloc(*lens, (size_t)(*rows + 1) * sizeof *d);
+    if (!d) return cl_err_set(P->err, CL_ENOMEM, "out of memory");
+    *lens = d;
+    d[(*rows)++] = n - start;
+    if (kid[start]->kind != PN_NAME || kid[start]->paren) *named = 0;
+    return 0;
+}
+
 static ps_node *parse_matrix(parser *P)
 {
     lx_token *open = cur(P);
@@ -164,31 +177,23 @@ static ps_node *parse_matrix(parser *P)
     if (!m) return NULL;
     P->i++;
     kids k = {0};
-    int rows = 0, cols = -1, in_row = 0;
-    lx_token *row_tok = NULL;
+    int rows = 0, in_row = 0, start = 0, named = 1, *lens = NULL;
+    lx_token *row_tok[2] = {NULL, NULL}; /* the first row that differs in length */
+    lx_token *cur_row = NULL;
     for (;;) {
         lx_token *t = cur(P);
         if (t->kind == LT_RBRACK) break;
-        if (t->kind == LT_SEMI || t->kind == LT_NEWLINE || t->kind == LT_EOF) {
-            if (t->kind == LT_EOF) {
-                free(k.v);
-                fail_at(P, open, "this '[' is never closed%s", "");
-                return NULL;
-            }
+        if (t->kind == LT_EOF) {
+            free(k.v);
+            free(lens);
+            fail_at(P, open, "this '[' is never closed%s", "");
+            return NULL;
+        }
+        if (t->kind == LT_SEMI || t->kind == LT_NEWLINE) {
             if (in_row) {
-                int len = k.n - (rows ? rows * cols : 0);
-                if (cols >= 0 && len != cols) {
-                    free(k.v);
-                    char msg[160];
-                    snprintf(msg, sizeof msg,
-                             "row %d of this matrix has %d numbers but row 1 has %d: every row "
-                             "needs the same length",
-                             rows + 1, len, cols);
-                    fail_at(P, row_tok, "%s", msg);
-                    return NULL;
-                }
-                cols = len;
-                rows++;
+                if (end_row(P, &lens, &rows, start, k.n, (const ps_node *const *)k.v, &named) < 0)
+                    goto fail;
+                if (lens[rows - 1] != lens[0] && !row_tok[0]) row_tok[0] = cur_row;
                 in_row = 0;
             }
             P->i++;
@@ -199,14 +204,16 @@ static ps_node *parse_matrix(parser *P)
             continue;
         }
         if (!starts_atom(P) && t->kind != LT_MINUS) {
-            free(k.v);
             fail_at(
                 P, t,
                 "unexpected %s inside a matrix (write numbers separated by spaces, rows by ';')",
                 lx_kind_name(t->kind));
-            return NULL;
+            goto fail;
         }
-        if (!in_row) row_tok = t;
+        if (!in_row) {
+            cur_row = t;
+            start = k.n;
+        }
         in_row = 1;
         ps_node *e = t->kind == LT_MINUS ? NULL : parse_atom(P);
         if (t->kind == LT_MINUS) { /* "[- 1]": a lone sign still negates */
@@ -218,37 +225,43 @@ static ps_node *parse_matrix(parser *P)
                 e = neg;
             }
         }
-        if (!e || kids_push(P, &k, e) < 0) {
-            free(k.v);
-            return NULL;
-        }
+        if (!e || kids_push(P, &k, e) < 0) goto fail;
     }
     if (in_row) {
-        int len = k.n - (rows ? rows * cols : 0);
-        if (cols >= 0 && len != cols) {
-            free(k.v);
-            char msg[160];
-            snprintf(msg, sizeof msg,
-                     "row %d of this matrix has %d numbers but row 1 has %d: every row needs the "
-                     "same length",
-                     rows + 1, len, cols);
-            fail_at(P, row_tok, "%s", msg);
-            return NULL;
-        }
-        cols = len;
-        rows++;
+        if (end_row(P, &lens, &rows, start, k.n, (const ps_node *const *)k.v, &named) < 0)
+            goto fail;
+        if (lens[rows - 1] != lens[0] && !row_tok[0]) row_tok[0] = cur_row;
     }
     if (!rows) {
-        free(k.v);
         fail_at(P, open, "empty matrix: write its numbers, e.g. [1 0; 0 1]%s", "");
-        return NULL;
+        goto fail;
+    }
+    if (row_tok[0] && !named) {
+        int r = 0;
+        while (lens[r] == lens[0]) r++;
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "row %d of this matrix has %d numbers but row 1 has %d: every row needs the "
+                 "same length",
+                 r + 1, lens[r], lens[0]);
+        fail_at(P, row_tok[0], "%s", msg);
+        goto fail;
     }
     span_to(m, cur(P));
     P->i++;
     m->rows = rows;
-    m->cols = cols;
+    m->cols = row_tok[0] ? -1 : lens[0];
+    if (row_tok[0]) { /* ragged: keep each row's length */
+        if (!(m->rowlen = arena_alloc(P->prog, (size_t)rows * sizeof *m->rowlen))) goto fail;
+        memcpy(m->rowlen, lens, (size_t)rows * sizeof *lens);
+    }
+    free(lens);
     if (kids_move(P, &k, m) < 0) return NULL;
     return m;
+fail:
+    free(k.v);
+    free(lens);
+    return NULL;
 }
 
 static ps_node *parse_command(parser *P, lx_token *verb);

@@ -41,8 +41,10 @@ struct ps_node {
     const char *str;
     ps_node **kid;
     int nkid;
-    int rows, cols;
-    int depth; /* of the expression tree below (evaluation recurses that deep) */
+    int rows, cols; /* PN_MATRIX; cols = -1 when rows differ in length (a list of
+                     * named rows such as [conv 25 3; maxpool 2]) */
+    int *rowlen;    /* then: each row's length */
+    int depth;      /* of the expression tree below (evaluation recurses that deep) */
 };
 
 typedef struct ps_stmt {

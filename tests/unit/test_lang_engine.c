@@ -249,3 +249,26 @@ Test(engine, require_names_the_missing_file_and_the_fix)
     fails("require \"weights/none.pth\" hint \"install/fetch-weights.sh alexnet\"", "IOError",
           "'weights/none.pth' is missing; to get it, run: install/fetch-weights.sh alexnet");
 }
+
+Test(engine, a_cnn_of_ones_own)
+{
+    ok("seed 0\nn = sequential [conv 8 3; maxpool 2\n    dense 10]\nlayers n");
+    const char *t = text();
+    cr_assert(strstr(t, "conv1") && strstr(t, "pool1") && strstr(t, "dense1") && strstr(t, "13530"),
+              "%s", t);
+    ok("train n on fashion epochs 1 limit 512\nevaluate n on fashion limit 200");
+    cr_assert(strstr(text(), "true \\ predicted"), "the split defaults to test");
+    char path[] = "/tmp/lens-model-XXXXXX.safetensors";
+    int fd = mkstemps(path, 12);
+    close(fd);
+    char code[256];
+    snprintf(code, sizeof code, "save n \"%s\"", path);
+    ok(code);
+    snprintf(code, sizeof code, "m = model fashion weights \"%s\"", path);
+    fails(code, "FormatError", "conv1.weight: file has [8, 1, 3, 3], model needs [25, 1, 3, 3]");
+    unlink(path);
+    fails("sequential [conv 8; dense 10]", "ValueError", "conv takes 2 numbers, got 1");
+    fails("sequential [conv 8 3; pool 2; dance 10]", "NameError", "a layer is conv FILTERS SIZE");
+    fails("x = [conv 8 3; dense 10]", "TypeError", "read by `sequential`");
+    fails("x = [1 2; 3]", "SyntaxError", "row 2 of this matrix has 1 numbers but row 1 has 2");
+}
