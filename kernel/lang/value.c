@@ -328,6 +328,7 @@ static void text_matrix(sbuf *b, const tn_tensor *t)
             lv_format_num(t->data[r * w + c], num, sizeof num);
             if ((int)strlen(num) > width) width = (int)strlen(num);
         }
+    if (t->ndim == 1) width = 1; /* a vector reads as a list: [3 224 224] */
     if (t->ndim == 1) sb_puts(b, "[");
     for (int64_t r = 0; r < sh; r++) {
         for (int64_t c = 0; c < sw; c++) {
@@ -597,6 +598,9 @@ int lv_png(const lv_value *v, const lv_value *over, int size, uint8_t **png, siz
         im = image_pixels(v, size, err);
     } else if (v->kind == LV_HEATMAP) {
         im = heatmap_pixels(v, over, size, err);
+    } else if (v->kind == LV_TENSOR && v->t->ndim <= 2 && size < 0) {
+        /* A file: one grey pixel per number, black at the minimum, white at the maximum. */
+        im = rd_from_tensor(v->t, 1, err);
     } else if (v->kind == LV_TENSOR && v->t->ndim <= 2) {
         int64_t h, w;
         mat_dims(v->t, &h, &w);

@@ -272,3 +272,25 @@ Test(engine, a_cnn_of_ones_own)
     fails("x = [conv 8 3; dense 10]", "TypeError", "read by `sequential`");
     fails("x = [1 2; 3]", "SyntaxError", "row 2 of this matrix has 1 numbers but row 1 has 2");
 }
+
+Test(engine, image_reads_png_and_prepares_it)
+{
+    char path[] = "/tmp/lens-image-XXXXXX.png";
+    int fd = mkstemps(path, 4);
+    close(fd);
+    char code[512];
+    snprintf(code, sizeof code, "g = [0 0.5 1; 1 0.5 0]\nsave g \"%s\"\nx = image \"%s\"\nshape x",
+             path, path);
+    ok(code);
+    cr_assert_str_eq(text(), "[1 2 3]", "a grey PNG is one channel");
+    ok("x[0, 0, 2]");
+    cr_assert_str_eq(text(), "1");
+    snprintf(code, sizeof code, "y = image \"%s\" preprocess imagenet\nshape y", path);
+    ok(code);
+    cr_assert_str_eq(text(), "[3 224 224]", "repeated to RGB, resized, cropped");
+    ok("y");
+    cr_assert(strstr(text(), "(ImageNet-normalised)"), "%s", text());
+    snprintf(code, sizeof code, "image \"%s\" preprocess imagenett", path);
+    fails(code, "ValueError", "preprocess is imagenet, half or none");
+    unlink(path);
+}
