@@ -42,3 +42,29 @@ def test_lecture_notebook_runs_clean(cnnlens_bin, workdir, name):
     for p in pictures:
         assert base64.b64decode(p).startswith(b"\x89PNG\r\n\x1a\n")
     assert os.listdir(workdir / "figs")
+
+
+def test_lecture_6_4_matches_nbclient(cnnlens_bin, jupyter_path, workdir, monkeypatch):
+    """The same notebook through the real kernel (nbclient) and through
+    `cnnlens run`: identical outputs, pictures included."""
+    import copy
+
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("CNNLENS_INTERP", "lens")
+    monkeypatch.chdir(workdir)
+    name = "6.4-gradcam-step-by-step.ipynb"
+    nb = nbformat.read(str(workdir / name), as_version=4)
+    ref = copy.deepcopy(nb)
+    NotebookClient(ref, kernel_name="cnnlens", timeout=120, record_timing=False,
+                   resources={"metadata": {"path": str(workdir)}}).execute()
+    ref = nbformat.reads(nbformat.writes(ref), as_version=4)
+    r = subprocess.run([cnnlens_bin, "run", name, "-o", "ours.ipynb"], capture_output=True, text=True,
+                       timeout=300, cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    ours = nbformat.read(str(workdir / "ours.ipynb"), as_version=4)
+
+    def outputs(book):
+        return [(c.execution_count, c.outputs) for c in book.cells if c.cell_type == "code"]
+
+    assert outputs(ours) == outputs(ref)
