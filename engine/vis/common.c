@@ -25,6 +25,12 @@ int vis_check_input(const net *m, const tn_tensor *x, int one_image, const char 
     return 0;
 }
 
+int vis_batch_size(const tn_tensor *x, int cap)
+{
+    int64_t b = 131072 / (x->shape[2] * x->shape[3]);
+    return b < 1 ? 1 : b > cap ? cap : (int)b;
+}
+
 tn_tensor vis_first(const tn_tensor *t, int64_t b)
 {
     tn_tensor v = *t;

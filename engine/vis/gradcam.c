@@ -117,25 +117,24 @@ static void scorecam_mask(const float *a, int64_t h, int64_t w, float *mask, int
     for (int64_t i = 0; i < H * W; i++) mask[i] = (mask[i] - lo) / d;
 }
 
-#define SCORECAM_BATCH 16
-
 /* Score-CAM weights of image n: softmax over k of logit[cls](x_n * mask_k),
- * the masked copies run through the net SCORECAM_BATCH at a time. */
+ * the masked copies run through the net a batch at a time. */
 static int weights_scorecam(net *m, const tn_tensor *x, int64_t n, const float *acts, int64_t K,
                             int64_t h, int64_t w, int cls, const cl_progress *p, float *wts,
                             cl_err *err)
 {
     int64_t C = x->shape[1], H = x->shape[2], W = x->shape[3], HW = H * W;
     const float *xn = x->data + n * C * HW;
-    tn_tensor *batch = tn_new4(SCORECAM_BATCH, C, H, W, err);
+    int B = vis_batch_size(x, 16);
+    tn_tensor *batch = tn_new4(B, C, H, W, err);
     float *mask = batch ? malloc(sizeof(float) * HW) : NULL;
     int rc = -1;
     if (!mask) {
         if (batch) cl_err_set(err, CL_ENOMEM, "scorecam: out of memory");
         goto done;
     }
-    for (int64_t k0 = 0; k0 < K; k0 += SCORECAM_BATCH) {
-        int64_t b = K - k0 < SCORECAM_BATCH ? K - k0 : SCORECAM_BATCH;
+    for (int64_t k0 = 0; k0 < K; k0 += B) {
+        int64_t b = K - k0 < B ? K - k0 : B;
         if (cl_progress_step(p, (long)k0, (long)K, "scorecam", err)) goto done;
         for (int64_t j = 0; j < b; j++) {
             scorecam_mask(acts + (k0 + j) * h * w, h, w, mask, H, W);

@@ -18,7 +18,7 @@ static int check_opts(const tn_tensor *x, vis_occlusion_opts *o, cl_err *err)
     if (!o->window_w) o->window_w = o->window_h;
     if (!o->stride_h) o->stride_h = 8;
     if (!o->stride_w) o->stride_w = o->stride_h;
-    if (!o->batch) o->batch = 16;
+    if (!o->batch) o->batch = vis_batch_size(x, 16);
     if (o->window_h < 1 || o->window_w < 1 || o->window_h > H || o->window_w > W)
         return cl_err_set(err, CL_EINVAL,
                           "occlusion: the window must be 1..%lldx%lld pixels, got %dx%d",

@@ -84,8 +84,9 @@ tn_tensor *vis_smoothgrad(net *m, const tn_tensor *x, int cls, int samples, floa
     vis_rng rng;
     vis_rng_seed(&rng, seed);
     for (int j = 0; j < GRAD_BATCH; j++) w[j] = 1.0f / (float)samples;
-    for (int s0 = 0; acc && s0 < samples; s0 += GRAD_BATCH) {
-        int b = samples - s0 < GRAD_BATCH ? samples - s0 : GRAD_BATCH;
+    int B = vis_batch_size(x, GRAD_BATCH);
+    for (int s0 = 0; acc && s0 < samples; s0 += B) {
+        int b = samples - s0 < B ? samples - s0 : B;
         if (cl_progress_step(p, s0, samples, "smoothgrad", err)) goto fail;
         for (int j = 0; j < b; j++)
             for (int64_t i = 0; i < chw; i++)
@@ -149,8 +150,9 @@ tn_tensor *vis_integrated_gradients(net *m, const tn_tensor *x, int cls, const t
     if (!acc) goto fail;
     double *ws = xs + steps;
     gauss_legendre(steps, xs, ws);
-    for (int s0 = 0; s0 < steps; s0 += GRAD_BATCH) {
-        int b = steps - s0 < GRAD_BATCH ? steps - s0 : GRAD_BATCH;
+    int B = vis_batch_size(x, GRAD_BATCH);
+    for (int s0 = 0; s0 < steps; s0 += B) {
+        int b = steps - s0 < B ? steps - s0 : B;
         float w[GRAD_BATCH];
         if (cl_progress_step(p, s0, steps, "integrated gradients", err)) goto fail;
         for (int j = 0; j < b; j++) {

@@ -23,6 +23,11 @@ int vis_backward_classes(net *m, const int *classes, int to, net_relu_rule rule,
  * a last, partial batch reuses the same buffer. */
 tn_tensor vis_first(const tn_tensor *t, int64_t b);
 
+/* How many copies of x to run per forward pass, at most `cap`: batching
+ * helps small images (the lecture's 28x28) but only costs cache at 224x224,
+ * where one convolution is already a large matrix product. */
+int vis_batch_size(const tn_tensor *x, int cap);
+
 /* Index of the largest of n values (the first on ties, as argmax does). */
 int vis_argmax(const float *v, int n);
 
