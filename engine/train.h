@@ -142,6 +142,14 @@ typedef struct trn_layer {
 net *trn_build_sequential(const char *arch, const trn_layer *layers, int count, int c, int h, int w,
                           uint64_t seed, cl_err *err);
 
+/* Re-draws every weight and bias as PyTorch's default initialisation does
+ * (uniform in +-1/sqrt(fan_in), fan_in = the weight's numel / its first
+ * dimension), from this module's own generator (splitmix64, 53-bit uniforms,
+ * parameters in net_param order, each weight then its bias).  The trainer owns
+ * this stream so that `cnnlens train-builtin` stays reproducible whatever
+ * net_init_params draws. */
+void trn_init_params(net *m, uint64_t seed);
+
 /* Writes m's parameters (names as its state_dict) to a safetensors file. */
 int trn_save(net *m, const char *path, cl_err *err);
 

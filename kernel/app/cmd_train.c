@@ -148,8 +148,10 @@ static void show_progress(void *ctx, long done, long total, const char *what)
 
 static net *start_model(const tb_opts *o, cl_err *err)
 {
-    net *m = zoo_build_seeded("fashion", o->t.seed, err);
-    if (!m || !o->weights) return m;
+    net *m = zoo_build("fashion", err);
+    if (!m) return NULL;
+    trn_init_params(m, o->t.seed);
+    if (!o->weights) return m;
     wt_dict *w = wt_load(o->weights, err);
     if (!w || net_load_weights(m, w, err)) {
         wt_free(w);

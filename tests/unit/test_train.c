@@ -223,3 +223,47 @@ Test(train, a_trained_user_model_saves_and_loads_back)
     tn_free(x), wt_free(w), net_free(m), net_free(back);
     ds_close(train);
 }
+
+static void params_of(net *m, float *out)
+{
+    for (int i = 0; i < net_param_tensors(m); i++) {
+        net_param p;
+        net_param_get(m, i, &p);
+        memcpy(out, p.value->data, (size_t)tn_numel(p.value) * sizeof(float));
+        out += tn_numel(p.value);
+    }
+}
+
+/* What makes `cnnlens train-builtin` reproducible: the same seed gives the
+ * same initial weights (PyTorch's bounds) and, after training, the same bits. */
+Test(train, the_same_seed_trains_the_same_bits)
+{
+    cl_err err = {0};
+    ds_dataset *train = ds_open("fashion", "train", &err);
+    cr_assert_not_null(train, "%s", err.msg);
+    float *w[2];
+    for (int r = 0; r < 2; r++) {
+        net *m = zoo_build("fashion", &err);
+        cr_assert_not_null(m, "%s", err.msg);
+        trn_init_params(m, 7);
+        net_param p;
+        net_param_get(m, 0, &p); /* conv1.weight: fan_in 9 */
+        float mx = 0;
+        for (int64_t j = 0; j < tn_numel(p.value); j++)
+            if (fabsf(p.value->data[j]) > mx) mx = fabsf(p.value->data[j]);
+        cr_assert(mx <= 1.0f / 3.0f && mx > 0.3f, "conv1 init max %f", mx);
+        net_param_get(m, 5, &p); /* dense1.bias: fan_in 1250 */
+        for (int64_t j = 0; j < tn_numel(p.value); j++)
+            cr_assert_leq(fabsf(p.value->data[j]), 1.0f / sqrtf(1250.0f));
+        trn_options o;
+        trn_options_default(&o);
+        o.limit = 640, o.seed = 7;
+        cr_assert_eq(trn_fit(m, train, &o, NULL, NULL, &err), 0, "%s", err.msg);
+        w[r] = malloc((size_t)net_param_count(m) * sizeof(float));
+        params_of(m, w[r]);
+        net_free(m);
+    }
+    cr_assert_eq(memcmp(w[0], w[1], 137660 * sizeof(float)), 0);
+    free(w[0]), free(w[1]);
+    ds_close(train);
+}
