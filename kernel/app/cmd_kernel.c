@@ -19,11 +19,11 @@ static void kernel_usage(FILE *f)
  * the kn_interp table. */
 static kn_interp *new_interp(void)
 {
-    /* CNNLENS_INTERP=lens selects the lens language (its tests use it) until
-     * it becomes the default. */
+    /* The lens language; CNNLENS_INTERP=mini selects the minimal interpreter
+     * that the server's own unit test uses, for debugging the protocol alone. */
     const char *which = getenv("CNNLENS_INTERP");
-    if (which && !strcmp(which, "lens")) return lens_interp_new();
-    return mi_new();
+    if (which && !strcmp(which, "mini")) return mi_new();
+    return lens_interp_new();
 }
 
 int app_kernel(int argc, char **argv)

@@ -934,15 +934,22 @@ static int do_weightedsum(lc_call *c, lv_value **out, cl_err *err)
     return (*out = lv_tensor(r)) ? 0 : oom(err);
 }
 
+/* A missing file is not an error: the cell says so in one line and ends, so a
+ * notebook that needs optional files (ImageNet weights) still runs top to bottom. */
 static int do_require(lc_call *c, lv_value **out, cl_err *err)
 {
-    (void)out;
+    (void)out, (void)err;
     const char *path = lc_text(c, "path"), *hint = lc_text(c, "hint");
     if (access(path, R_OK) == 0) return 0;
+    char line[1200];
     if (hint)
-        return lc_arg_error(c, "path", err, CL_EIO, "'%s' is missing; to get it, run: %s", path,
-                            hint);
-    return lc_arg_error(c, "path", err, CL_EIO, "'%s' is missing (%s)", path, strerror(errno));
+        snprintf(line, sizeof line, "skipped: '%s' is not here (to get it, run: %s)\n", path,
+                 hint);
+    else
+        snprintf(line, sizeof line, "skipped: '%s' is not here (%s)\n", path, strerror(errno));
+    ss_stream(c->s, "stdout", line);
+    c->s->skip_rest = 1;
+    return 0;
 }
 
 /* ---- the table ---------------------------------------------------------- */
@@ -1154,7 +1161,7 @@ const lc_verb lc_core_verbs[] = {
      {{"maps", LA_ARRAY | LA_PICTURE | LA_NESTED, NULL, "feature maps (C,H,W)"},
       {"weights", LA_TENSOR, NULL, "C weights"}},
      {{0}}, NULL, "s = weightedsum A alpha", do_weightedsum},
-    {"require", "files", "Stops the cell with a clear message when a file is missing.", 1, 1,
+    {"require", "files", "Skips the rest of the cell, saying so in one line, when a file is missing.", 1, 1,
      {{"path", LA_STR | LA_PATH, NULL, "the file needed"}},
      {{"hint", LA_STR, NULL, "how to get it, shown in the message"}},
      NULL, "require \"weights/alexnet-owt-7be5be79.pth\" hint \"install/fetch-weights.sh alexnet\"", do_require},

@@ -705,6 +705,7 @@ int ev_run(ev_ctx *E, const ps_program *prog, lv_value **last)
 {
     *last = NULL;
     E->where.line = E->where.col = 0;
+    E->s->skip_rest = 0;
     for (int i = 0; i < prog->n; i++) {
         const ps_stmt *st = &prog->stmt[i];
         if (ss_cancelled(E->s)) {
@@ -724,6 +725,11 @@ int ev_run(ev_ctx *E, const ps_program *prog, lv_value **last)
         E->s->displayed = 0;
         lv_value *v = ev_eval(E, st->e);
         if (!v) return -1;
+        if (E->s->skip_rest) {
+            E->s->skip_rest = 0;
+            lv_unref(v);
+            return 0;
+        }
         if (st->name) {
             if (v->kind == LV_NONE) {
                 lv_unref(v);

@@ -105,7 +105,7 @@ static void execute(kn_interp *it, const kn_exec_request *req, kn_output *out, k
                 set_error(res, req->code, &err, nowhere);
             } else if (!req->silent) {
                 res->result = b;
-                res->result_meta = json_object();
+                res->result_meta = lv_bundle_meta(b);
             } else {
                 json_decref(b);
             }

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kernel/lang/value.h"
+
 ss_session *ss_new(cl_err *err)
 {
     ss_session *s = calloc(1, sizeof *s);
@@ -215,7 +217,7 @@ void ss_stream(ss_session *s, const char *name, const char *text)
 void ss_display(ss_session *s, json_t *bundle, const char *display_id, int update)
 {
     if (!s->out || !s->out->display) return;
-    json_t *meta = json_object();
+    json_t *meta = lv_bundle_meta(bundle);
     s->out->display(s->out->ctx, bundle, meta, display_id, update);
     json_decref(meta);
 }

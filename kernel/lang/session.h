@@ -38,6 +38,7 @@ typedef struct ss_session {
     int display_seq;   /* numbers display ids */
     json_t *payload;   /* pager payload of the running cell, or NULL */
     int displayed;     /* the running statement showed its own result */
+    int skip_rest;     /* `require` found its file missing: end the cell quietly */
     const char *src;   /* the running cell's source (borrowed) */
     int allow_stdin;   /* the running cell may ask for input */
 } ss_session;

@@ -105,6 +105,10 @@ void lv_format_num(double x, char *buf, size_t n);
 char *lv_text(const lv_value *v);
 /* The MIME bundle: text/plain always; image/png for images, heatmaps and big
  * matrices; text/html for tables and matrices up to 16x16.  New reference. */
+/* The display metadata for a MIME bundle: {"image/png": {"width", "height"}}
+ * read from the PNG's own header, so front ends lay out the image before
+ * decoding it.  Returns a new object (empty when there is no PNG). */
+json_t *lv_bundle_meta(const json_t *bundle);
 json_t *lv_bundle(const lv_value *v, cl_err *err);
 
 /* An image value's pixels mapped back to [0,1] (undoing its normalisation;

@@ -17,7 +17,8 @@ def notebook(*cells):
 
 
 def test_nbclient_executes_a_notebook(jupyter_path):
-    nb = notebook('print "hello, world"', "x = (6 *\n  7)", "x", "logo", "progress 2")
+    nb = notebook('print "hello, world"', "x = (6 *\n  7)", "x", "show zeros 20 20",
+                  "conv [1 2 3; 4 5 6; 7 8 9] [1 0; 0 1] step delay 0")
     NotebookClient(nb, timeout=30, kernel_name="cnnlens").execute()
     out = [c.outputs for c in nb.cells]
     assert out[0][0]["output_type"] == "stream" and out[0][0]["text"] == "hello, world\n"
@@ -25,9 +26,10 @@ def test_nbclient_executes_a_notebook(jupyter_path):
     assert out[2][0]["output_type"] == "execute_result"
     assert out[2][0]["data"]["text/plain"] == "42" and out[2][0]["execution_count"] == 3
     png = base64.b64decode(out[3][0]["data"]["image/png"])
-    assert png.startswith(b"\x89PNG") and out[3][0]["metadata"]["image/png"]["width"] == 64
+    assert png.startswith(b"\x89PNG") and out[3][0]["metadata"]["image/png"]["width"] > 0
     # the display updated in place is stored once, with its final content
-    assert len(out[4]) == 1 and out[4][0]["data"]["text/plain"] == "step 2 of 2"
+    assert len(out[4]) == 1
+    assert out[4][0]["data"]["text/plain"] == "conv: window 4 of 4, value 14"
     assert nb.metadata["language_info"]["name"] == "lens"
 
 

@@ -14,7 +14,9 @@ class CnnlensKernelTests(jupyter_kernel_test.KernelTests):
     code_stderr = 'eprint "something went to stderr"'
     completion_samples = [
         {"text": "pri", "matches": {"print"}},
-        {"text": "x = 1 + lo", "matches": {"logo", "loop"}},
+        {"text": "x = lo", "matches": {"load"}},
+        {"text": "show grad", "matches": {"gradcam", "gradients"}},
+        {"text": "gradcam x cl", "matches": {"class"}},
     ]
     complete_code_samples = ['print "hello, world"', "x = 3", "x = (1 +\n 2)", "# a comment"]
     incomplete_code_samples = ["x = (1 +", "print (2 *\n (3 +"]
@@ -26,7 +28,10 @@ class CnnlensKernelTests(jupyter_kernel_test.KernelTests):
         {"code": "1 + 2 * 3", "result": "7"},
         {"code": '"a string"', "result": "a string"},
     ]
-    code_display_data = [{"code": "logo", "mime": "image/png"}]
+    code_display_data = [
+        {"code": "show zeros 20 20", "mime": "image/png"},
+        {"code": "show (sample fashion test 0)", "mime": "image/png"},
+    ]
     code_history_pattern = "6 *"  # a glob: must match exactly one sample
     supported_history_operations = ("tail", "range", "search")
     code_inspect_sample = "print"

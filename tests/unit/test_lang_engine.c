@@ -243,11 +243,18 @@ Test(engine, labels_listed_and_kept_for_a_model_of_their_size)
               text() + strlen(text()) - 40);
 }
 
-Test(engine, require_names_the_missing_file_and_the_fix)
+Test(engine, require_skips_the_cell_naming_the_missing_file_and_the_fix)
 {
-    ok("require \"/\"");
-    fails("require \"weights/none.pth\" hint \"install/fetch-weights.sh alexnet\"", "IOError",
-          "'weights/none.pth' is missing; to get it, run: install/fetch-weights.sh alexnet");
+    ok("require \"/\"\nprint \"present\"");
+    cr_assert(strstr(out, "present"), "an existing file lets the cell go on: %s", out);
+    ok("x = 1\nrequire \"weights/none.pth\" hint \"install/fetch-weights.sh alexnet\"\n"
+       "x = 2\nprint \"not reached\"");
+    cr_assert(strstr(out, "skipped: 'weights/none.pth' is not here (to get it, run: "
+                             "install/fetch-weights.sh alexnet)"),
+              "%s", out);
+    cr_assert(!strstr(out, "not reached"), "%s", out);
+    ok("print x");
+    cr_assert(strstr(out, "1"), "statements before require ran, after it did not: %s", out);
 }
 
 Test(engine, a_cnn_of_ones_own)
