@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
+ENV = dict(os.environ)
 LAYERS = {"resnet18": "layer4", "alexnet": "features.11", "vgg16": "features.30",
           "vgg19": "features.35"}
 ITERS = {"resnet18": 20, "alexnet": 10, "vgg16": 5, "vgg19": 4}
@@ -93,7 +94,7 @@ def ours(binary, arch, xpath, iters, layer=None):
     cmd = [binary, "probe", "bench", arch, "--input", xpath, "--iters", str(iters)]
     if layer:
         cmd += ["--grad-to", layer]
-    p = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    p = subprocess.run(cmd, capture_output=True, text=True, check=True, env=ENV)
     return json.loads(p.stdout)
 
 
@@ -102,7 +103,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(here, "..", "build", "cnnlens"))
     ap.add_argument("--models", default="resnet18,alexnet,vgg16,vgg19")
+    ap.add_argument("--threads", help="CNNLENS_THREADS for the engine's own loops")
     args = ap.parse_args()
+    if args.threads:
+        ENV["CNNLENS_THREADS"] = args.threads
     torch.set_num_threads(2)
     load = os.getloadavg()[0]
     print(f"load average {load:.2f}" + ("  (busy machine: numbers are noisy)" if load > 1.5 else ""))

@@ -2,9 +2,9 @@
  * pooling, relu, add) over the cores; sgemm has OpenBLAS's threads.
  *
  * th_parallel cuts [0, n) into contiguous parts, one per thread, the caller
- * taking the first.  Every index is handled by exactly one call with the same
- * arithmetic as a serial loop, so results do not depend on the number of
- * threads.  While one caller uses the pool, another (a second engine thread)
+ * taking the first.  Every index is handled by exactly one call, and the
+ * parts depend only on n and the thread count, so results are identical run
+ * after run.  While one caller uses the pool, another (a second engine thread)
  * runs its loop serially instead of waiting.
  *
  * Ownership: the pool is process-wide and started on first use; it owns its

@@ -157,15 +157,15 @@ void op_conv2d_forward(const op_conv *c, int64_t n, int64_t h, int64_t w, const 
             for (int64_t j = 0; j < hw; j++) yo[j] = v;
         }
         if (is_pointwise(c)) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->cout, (int)hw, c->cin, 1.0f,
-                        wt, c->cin, xi, (int)hw, 1.0f, yi, (int)hw);
+            op_sgemm(CblasNoTrans, CblasNoTrans, c->cout, (int)hw, c->cin, 1.0f, wt, c->cin, xi,
+                     (int)hw, 1.0f, yi, (int)hw);
             continue;
         }
         for (int64_t r0 = 0; r0 < ho; r0 += rows) {
             int64_t r1 = r0 + rows < ho ? r0 + rows : ho, nc = (r1 - r0) * wo;
             im2col(c, h, w, wo, r0, r1, xi, ws);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->cout, (int)nc, (int)kk, 1.0f,
-                        wt, (int)kk, ws, (int)nc, 1.0f, yi + r0 * wo, (int)hw);
+            op_sgemm(CblasNoTrans, CblasNoTrans, c->cout, (int)nc, (int)kk, 1.0f, wt, (int)kk, ws,
+                     (int)nc, 1.0f, yi + r0 * wo, (int)hw);
         }
     }
 }
@@ -184,11 +184,11 @@ static void pointwise_backward(const op_conv *c, int64_t hw, const float *xi, co
                                const float *dyi, float *dxi, int acc, float *dw)
 {
     if (dw)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->cout, c->cin, (int)hw, 1.0f, dyi,
-                    (int)hw, xi, (int)hw, 1.0f, dw, c->cin);
+        op_sgemm(CblasNoTrans, CblasTrans, c->cout, c->cin, (int)hw, 1.0f, dyi, (int)hw, xi,
+                 (int)hw, 1.0f, dw, c->cin);
     if (dxi)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c->cin, (int)hw, c->cout, 1.0f, wt,
-                    c->cin, dyi, (int)hw, acc ? 1.0f : 0.0f, dxi, (int)hw);
+        op_sgemm(CblasTrans, CblasNoTrans, c->cin, (int)hw, c->cout, 1.0f, wt, c->cin, dyi, (int)hw,
+                 acc ? 1.0f : 0.0f, dxi, (int)hw);
 }
 
 void op_conv2d_backward(const op_conv *c, int64_t n, int64_t h, int64_t w, const float *x,
@@ -212,12 +212,12 @@ void op_conv2d_backward(const op_conv *c, int64_t n, int64_t h, int64_t w, const
             int64_t r1 = r0 + rows < ho ? r0 + rows : ho, nc = (r1 - r0) * wo;
             if (dw) {
                 im2col(c, h, w, wo, r0, r1, xi, ws);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->cout, (int)kk, (int)nc,
-                            1.0f, dyi + r0 * wo, (int)hw, ws, (int)nc, 1.0f, dw, (int)kk);
+                op_sgemm(CblasNoTrans, CblasTrans, c->cout, (int)kk, (int)nc, 1.0f, dyi + r0 * wo,
+                         (int)hw, ws, (int)nc, 1.0f, dw, (int)kk);
             }
             if (dxi) {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)kk, (int)nc, c->cout,
-                            1.0f, wt, (int)kk, dyi + r0 * wo, (int)hw, 0.0f, ws, (int)nc);
+                op_sgemm(CblasTrans, CblasNoTrans, (int)kk, (int)nc, c->cout, 1.0f, wt, (int)kk,
+                         dyi + r0 * wo, (int)hw, 0.0f, ws, (int)nc);
                 col2im(c, h, w, wo, r0, r1, ws, dxi);
             }
         }

@@ -12,8 +12,17 @@
 #ifndef CNNLENS_OPS_H
 #define CNNLENS_OPS_H
 
+#include <cblas.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* ---- sgemm / sgemv (row-major), split over the engine's threads ---- */
+
+void op_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, float alpha,
+              const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+/* y = op(A) x + beta y for A [m, n]. */
+void op_sgemv(CBLAS_TRANSPOSE ta, int m, int n, const float *a, const float *x, float beta,
+              float *y);
 
 /* ---- conv2d: groups 1, dilation 1, any kernel, stride and padding ---- */
 

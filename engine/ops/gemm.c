@@ -1,0 +1,108 @@
+/* gemm — sgemm and sgemv split over the engine's threads.  OpenBLAS runs
+ * single-threaded inside each part: with its own threads as well, two pools
+ * would spin against each other on the same cores.  Each part computes a
+ * disjoint block of C; the blocks depend only on the number of threads, so
+ * results are identical run after run (another thread count may change the
+ * last bits, as OpenBLAS's own threading does).
+ * CNNLENS_BLAS=openblas leaves the threading to OpenBLAS instead (to compare). */
+#include "engine/ops/ops.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/threads.h"
+
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static int blas_own_threads; /* CNNLENS_BLAS=openblas: OpenBLAS threads, no split */
+
+static void single_threaded_blas(void)
+{
+    const char *env = getenv("CNNLENS_BLAS");
+    blas_own_threads = env && !strcmp(env, "openblas");
+    if (!blas_own_threads) openblas_set_num_threads(1);
+}
+
+static void once_single_threaded_blas(void)
+{
+    pthread_once(&blas_once, single_threaded_blas);
+}
+
+/* Below this many multiply-adds per thread a split costs more than it saves. */
+#define GEMM_GRAIN_MACS 200000
+
+typedef struct gemm_job {
+    CBLAS_TRANSPOSE ta, tb;
+    int m, n, k, lda, ldb, ldc;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+} gemm_job;
+
+/* Columns [lo, hi) of C. */
+static void gemm_cols(void *ctx, int64_t lo, int64_t hi)
+{
+    const gemm_job *j = ctx;
+    const float *b = j->tb == CblasNoTrans ? j->b + lo : j->b + lo * j->ldb;
+    cblas_sgemm(CblasRowMajor, j->ta, j->tb, j->m, (int)(hi - lo), j->k, j->alpha, j->a, j->lda, b,
+                j->ldb, j->beta, j->c + lo, j->ldc);
+}
+
+/* Rows [lo, hi) of C. */
+static void gemm_rows(void *ctx, int64_t lo, int64_t hi)
+{
+    const gemm_job *j = ctx;
+    const float *a = j->ta == CblasNoTrans ? j->a + lo * j->lda : j->a + lo;
+    cblas_sgemm(CblasRowMajor, j->ta, j->tb, (int)(hi - lo), j->n, j->k, j->alpha, a, j->lda, j->b,
+                j->ldb, j->beta, j->c + lo * j->ldc, j->ldc);
+}
+
+void op_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, float alpha,
+              const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+    gemm_job j = {ta, tb, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c};
+    int64_t macs = (int64_t)m * n * k;
+    once_single_threaded_blas();
+    if (blas_own_threads) {
+        cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    /* Split the longer side of C (a conv's last layers have few columns). */
+    if (n >= m)
+        th_parallel(n, GEMM_GRAIN_MACS * (int64_t)n / (macs + 1) + 16, gemm_cols, &j);
+    else
+        th_parallel(m, GEMM_GRAIN_MACS * (int64_t)m / (macs + 1) + 16, gemm_rows, &j);
+}
+
+typedef struct gemv_job {
+    CBLAS_TRANSPOSE ta;
+    int m, n;
+    float beta;
+    const float *a, *x;
+    float *y;
+} gemv_job;
+
+/* Outputs [lo, hi) of y = op(A) x + beta y, A [m, n] row-major. */
+static void gemv_part(void *ctx, int64_t lo, int64_t hi)
+{
+    const gemv_job *j = ctx;
+    if (j->ta == CblasNoTrans)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(hi - lo), j->n, 1.0f, j->a + lo * j->n, j->n,
+                    j->x, 1, j->beta, j->y + lo, 1);
+    else
+        cblas_sgemv(CblasRowMajor, CblasTrans, j->m, (int)(hi - lo), 1.0f, j->a + lo, j->n, j->x, 1,
+                    j->beta, j->y + lo, 1);
+}
+
+void op_sgemv(CBLAS_TRANSPOSE ta, int m, int n, const float *a, const float *x, float beta,
+              float *y)
+{
+    gemv_job j = {ta, m, n, beta, a, x, y};
+    once_single_threaded_blas();
+    if (blas_own_threads) {
+        cblas_sgemv(CblasRowMajor, ta, m, n, 1.0f, a, n, x, 1, beta, y, 1);
+        return;
+    }
+    int64_t outs = ta == CblasNoTrans ? m : n;
+    th_parallel(outs, GEMM_GRAIN_MACS / (ta == CblasNoTrans ? n : m) + 16, gemv_part, &j);
+}
