@@ -63,7 +63,7 @@ def torch_epoch(n, batch, threads):
 
 
 def cnnlens_epoch(binary, n, batch, threads):
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads))
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), CNNLENS_THREADS=str(threads))
     with tempfile.TemporaryDirectory() as tmp:
         r = subprocess.run([binary, "train-builtin", "--out", os.path.join(tmp, "w.safetensors"), "--epochs", "1",
                             "--batch", str(batch), "--limit", str(n), "--lr", "0.001", "--schedule", "constant", "--no-eval", "--quiet"],
