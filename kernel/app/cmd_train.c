@@ -7,10 +7,13 @@
  *        [--limit N] [--data fashion|mnist|DIR] [--weights FILE] [--no-shuffle]
  *        [--no-eval] [--quiet] [--keep-conv-bias]
  *   cnnlens train-builtin --dump-grads DIR [--weights FILE] [--batch B] [--data ...]
+ *   cnnlens train-builtin --evaluate-only [--weights FILE] [--data ...]
  *
  * --dump-grads writes the gradients of the mean cross-entropy on the first B
  * training images (as loss.backward() would leave them) to DIR/PARAM.npy and
- * the loss to DIR/loss.npy, for the PyTorch parity tests.  Ctrl-C stops
+ * the loss to DIR/loss.npy, for the PyTorch parity tests.  --evaluate-only
+ * prints the test accuracy and confusion matrix of --weights (or of the
+ * fresh initialisation).  Ctrl-C stops
  * training after the current batch; the weights are then not written (an
  * interrupted run is not the reproducible model).  After training, the conv
  * biases are folded into dense1.bias (see fold_conv_biases) unless
@@ -32,7 +35,7 @@
 typedef struct tb_opts {
     const char *out, *data, *weights, *dump;
     trn_options t;
-    int eval, quiet, fold;
+    int eval, quiet, fold, confusion;
 } tb_opts;
 
 static atomic_int tb_cancel;
@@ -120,13 +123,15 @@ static int parse(int argc, char **argv, tb_opts *o)
             o->quiet = 1;
         else if (!strcmp(a, "--keep-conv-bias"))
             o->fold = 0;
+        else if (!strcmp(a, "--evaluate-only"))
+            o->confusion = 1;
         else if (i + 1 >= argc || parse_value(o, a, argv[i + 1])) {
             fprintf(stderr, "cnnlens train-builtin: bad option or value '%s'\n", a);
             return -1;
         } else
             i++;
     }
-    return o->out || o->dump ? 0 : -1;
+    return o->out || o->dump || o->confusion ? 0 : -1;
 }
 
 /* Prints the progress to stderr. */
@@ -198,6 +203,13 @@ static int evaluate(net *m, const tb_opts *o, cl_err *err)
     if (!rc)
         printf("test accuracy %.2f%% (%lld/%lld), loss %.4f\n", 100.0 * ev.accuracy,
                (long long)ev.correct, (long long)ev.count, ev.loss);
+    /* The confusion matrix, one row per true class, for --evaluate-only. */
+    for (int t = 0; !rc && o->confusion && t < ev.classes; t++) {
+        printf("confusion %d:", t);
+        for (int p = 0; p < ev.classes; p++)
+            printf(" %lld", (long long)ev.confusion[t * ev.classes + p]);
+        printf("\n");
+    }
     ds_close(test);
     return rc;
 }
@@ -274,7 +286,10 @@ int app_train_builtin(int argc, char **argv)
     int rc = -1;
     ds_dataset *d = ds_open(o.data, "train", &err);
     net *m = d ? start_model(&o, &err) : NULL;
-    if (m) rc = o.dump ? dump_grads(m, d, &o, &err) : train(m, d, &o, &err);
+    if (m)
+        rc = o.confusion ? evaluate(m, &o, &err)
+             : o.dump    ? dump_grads(m, d, &o, &err)
+                         : train(m, d, &o, &err);
     net_free(m);
     ds_close(d);
     ds_cache_clear();

@@ -145,3 +145,28 @@ def test_a_corrupt_dataset_folder_gives_a_clear_error(cnnlens_bin, tmp_path):
     assert r.returncode == 1
     assert "promises 7840 bytes of data but the file has 100" in r.stderr
     assert "train-images-idx3-ubyte" in r.stderr
+
+
+def test_builtin_model_evaluates_as_in_pytorch(cnnlens_bin):
+    """The shipped model's test accuracy and confusion matrix, by cnnlens and by
+    PyTorch from the same file (>= 90% is the issue's bar)."""
+    source = os.environ.get("CNNLENS_SOURCE", os.path.join(os.path.dirname(__file__), "..", ".."))
+    weights = os.path.join(source, "models", "fashion.safetensors")
+    r = run(cnnlens_bin, "--evaluate-only", "--weights", weights)
+    rows = [list(map(int, line.split(":")[1].split())) for line in r.stdout.splitlines() if line.startswith("confusion")]
+    ours = np.array(rows)
+    m = Lecture()
+    m.load_state_dict(load_st(weights))
+    with gzip.open(os.path.join(FASHION, "t10k-images-idx3-ubyte.gz")) as f:
+        x = torch.from_numpy(np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28).astype(np.float32) / 255)
+    with gzip.open(os.path.join(FASHION, "t10k-labels-idx1-ubyte.gz")) as f:
+        y = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
+    with torch.no_grad():
+        pred = m(x).argmax(1).numpy()
+    theirs = np.zeros((10, 10), np.int64)
+    np.add.at(theirs, (y, pred), 1)
+    assert ours.shape == (10, 10)
+    assert np.abs(ours - theirs).sum() <= 4, (ours, theirs)  # a near-tie may flip an argmax
+    accuracy = np.trace(theirs) / len(y)
+    assert accuracy >= 0.90
+    assert f"test accuracy {100 * np.trace(ours) / len(y):.2f}%" in r.stdout
