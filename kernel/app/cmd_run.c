@@ -84,14 +84,17 @@ static unsigned char *b64_decode(const char *s, size_t *n)
     return o;
 }
 
-/* The file a display's picture goes to: the same file for every update. */
-static const char *figure_path(run_ctx *R, const char *display_id, int update)
+/* The file a display's picture goes to: the same file for every update.  A
+ * display that gets its first picture in an update (a progress line that ends
+ * as the figure) gets a new file then; *is_new tells the caller. */
+static const char *figure_path(run_ctx *R, const char *display_id, int *is_new)
 {
+    *is_new = 0;
     if (display_id)
         for (int i = 0; i < R->nfigs; i++)
             if (R->figs[i].display_id && !strcmp(R->figs[i].display_id, display_id))
                 return R->figs[i].path;
-    if (update) return NULL;
+    *is_new = 1;
     if (R->nfigs == R->capfigs) {
         int cap = R->capfigs ? R->capfigs * 2 : 16;
         figure *f = realloc(R->figs, (size_t)cap * sizeof *f);
@@ -116,7 +119,8 @@ static void write_figure(run_ctx *R, json_t *data, const char *display_id, int u
     if (!R->notebook && !update) flush_pending(R);
     const char *b64 = json_string_value(json_object_get(data, "image/png"));
     if (!b64 || (R->notebook && !R->fig_dir)) return;
-    const char *path = figure_path(R, display_id, update);
+    int is_new;
+    const char *path = figure_path(R, display_id, &is_new);
     if (!path) return;
     size_t n;
     unsigned char *png = b64_decode(b64, &n);
@@ -124,7 +128,7 @@ static void write_figure(run_ctx *R, json_t *data, const char *display_id, int u
     if (!png || atomic_write_file(path, png, n, &err) < 0)
         fprintf(stderr, "cnnlens run: cannot write %s: %s\n", path,
                 png ? err.msg : "out of memory");
-    else if (!R->notebook && !update)
+    else if (!R->notebook && is_new)
         printf("[picture: %s]\n", path);
     free(png);
 }

@@ -723,6 +723,7 @@ int ev_run(ev_ctx *E, const ps_program *prog, lv_value **last)
             return -1;
         }
         E->s->displayed = 0;
+        E->s->live_id[0] = '\0';
         lv_value *v = ev_eval(E, st->e);
         if (!v) return -1;
         if (E->s->skip_rest) {

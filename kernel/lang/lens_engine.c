@@ -166,7 +166,9 @@ cl_progress le_live_start(le_live *L, lc_call *c)
 
 void le_live_finish(le_live *L, const char *text)
 {
-    if (L->shown && text) live_show(L, text);
+    if (!L->shown || !text) return;
+    live_show(L, text);
+    snprintf(L->c->s->live_id, sizeof L->c->s->live_id, "%s", L->id);
 }
 
 void le_set_layer_names(lv_value *model, const net *m)

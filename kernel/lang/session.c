@@ -217,6 +217,13 @@ void ss_stream(ss_session *s, const char *name, const char *text)
 void ss_display(ss_session *s, json_t *bundle, const char *display_id, int update)
 {
     if (!s->out || !s->out->display) return;
+    char live[sizeof s->live_id];
+    if (!display_id && !update && s->live_id[0]) {
+        memcpy(live, s->live_id, sizeof live);
+        s->live_id[0] = '\0';
+        display_id = live;
+        update = 1;
+    }
     json_t *meta = lv_bundle_meta(bundle);
     s->out->display(s->out->ctx, bundle, meta, display_id, update);
     json_decref(meta);

@@ -39,6 +39,10 @@ typedef struct ss_session {
     json_t *payload;   /* pager payload of the running cell, or NULL */
     int displayed;     /* the running statement showed its own result */
     int skip_rest;     /* `require` found its file missing: end the cell quietly */
+    /* The progress display of the running statement's long work: the next
+     * plain display of the same statement replaces it, so a live progress bar
+     * ends as the figure instead of leaving a "done" line behind. */
+    char live_id[64];
     const char *src;   /* the running cell's source (borrowed) */
     int allow_stdin;   /* the running cell may ask for input */
 } ss_session;
