@@ -49,7 +49,7 @@
 #define LC_MAXREST 16
 
 #define LC_MAXPOS 4
-#define LC_MAXOPT 12
+#define LC_MAXOPT 16
 #define LC_MAXARG (LC_MAXPOS + LC_MAXOPT)
 
 typedef struct lc_arg {

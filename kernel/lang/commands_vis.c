@@ -376,7 +376,23 @@ static int do_maximize(lc_call *c, lv_value **out, cl_err *err)
     o.lr = (float)lc_num(c, "lr", 0.05);
     o.l1 = (float)lc_num(c, "l1", 0);
     o.tv = (float)lc_num(c, "tv", 0);
+    o.l2 = (float)lc_num(c, "l2", 0);
     o.jitter = (int)lc_num(c, "jitter", 0);
+    o.blur_every = (int)lc_num(c, "blur", 0);
+    o.plain = lc_flag(c, "plain");
+    if (!lc_flag(c, "noclamp")) le_valid_range(m, &o.lo, &o.hi);
+    lv_value *from = lc_get(c, "from");
+    tn_tensor start;
+    if (from && from->kind != LV_NUM) {
+        if (le_input(c, m, "from", &start, err) < 0) {
+            free(units);
+            return -1;
+        }
+        o.init = VIS_INIT_IMAGE;
+        o.image = &start;
+    } else if (from) {
+        o.init = VIS_INIT_ZEROS; /* `from 0`: a blank image */
+    }
     o.seed = ss_rand_u64(c->s);
     le_live live;
     cl_progress p = le_live_start(&live, c);
@@ -426,6 +442,7 @@ static int do_fool(lc_call *c, lv_value **out, cl_err *err)
     o.cls = cls;
     o.confidence = (float)lc_num(c, "confidence", 0.99);
     o.max_steps = (int)lc_num(c, "steps", 2000);
+    le_valid_range(m, &o.lo, &o.hi);
     o.seed = ss_rand_u64(c->s);
     le_live live;
     cl_progress p = le_live_start(&live, c);
@@ -517,7 +534,7 @@ const lc_verb lc_vis_verbs[] = {
      {{"channel", LA_NUM | LA_INT | LA_RANGE, NULL, "which maps (default: the first 64)"},
       {"shared", LA_FLAG, NULL, "one grey scale for all maps, to compare them"}},
      NULL, "show activations x conv2 channel 0..13", do_activations},
-    {"maximize", "visualising", "Activation maximisation: images that make a filter, neuron or class fire.", 1, 8,
+    {"maximize", "visualising", "Activation maximisation: images that make a filter, neuron or class fire.", 1, 13,
      {{"layer", LA_WORD | LA_STR | LA_LAYER, NULL, "the layer (output: the class scores)"}},
      {{"filter", LA_NUM | LA_INT | LA_RANGE, NULL, "which feature maps (the sum of each map)"},
       {"neuron", LA_NUM | LA_INT | LA_RANGE, NULL, "which units of a dense layer"},
@@ -526,8 +543,14 @@ const lc_verb lc_vis_verbs[] = {
       {"lr", LA_NUM, "0.05", "learning rate (Adam)"},
       {"l1", LA_NUM, "0", "penalty on sum |x|: fewer \"ink\" pixels"},
       {"tv", LA_NUM, "0", "total-variation penalty: smoother images"},
-      {"jitter", LA_NUM | LA_INT, "0", "random shift of up to N pixels per step"}},
-     "Progress is shown live; an interrupt stops it within a fraction of a second.",
+      {"l2", LA_NUM, "0", "penalty on sum x^2: fainter images"},
+      {"jitter", LA_NUM | LA_INT, "0", "random shift of up to N pixels per step"},
+      {"blur", LA_NUM | LA_INT, "0", "blur the image every N steps (0: never)"},
+      {"from", LA_NUM | LA_ARRAY, NULL, "start from this image, or 0 for a blank one (default: noise)"},
+      {"plain", LA_FLAG, NULL, "plain gradient ascent x += lr * g instead of Adam"},
+      {"noclamp", LA_FLAG, NULL, "let pixels leave the valid range (default: clamped, e.g. 0..1 ink)"}},
+     "Progress is shown live; an interrupt stops it within a fraction of a second.\n"
+     "Pixels stay in the model's valid range: 0 (no ink) to 1 for the lecture CNN.",
      "show maximize conv2 filter 0..13 steps 200 lr 0.1\nshow maximize output class 0..9 l1 0.05", do_maximize},
     {"fool", "visualising", "A fooling image: noise pushed until the model is sure it sees a class.", 0, 3,
      {{0}},

@@ -125,6 +125,19 @@ const tn_tensor *le_forward(lc_call *c, net *m, const char *arg, cl_err *err)
     return net_output(m);
 }
 
+void le_valid_range(const net *m, float *lo, float *hi)
+{
+    int64_t chw[3];
+    net_input_shape(m, chw);
+    if (chw[0] == 3) { /* the widest channel bounds of (0 - mean) / std and (1 - mean) / std */
+        *lo = (0.0f - 0.485f) / 0.229f;
+        *hi = (1.0f - 0.406f) / 0.225f;
+    } else {
+        *lo = 0.0f;
+        *hi = 1.0f;
+    }
+}
+
 static double now(void)
 {
     struct timespec ts;

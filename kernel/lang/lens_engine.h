@@ -16,6 +16,9 @@
 
 /* The net of the current model, or an error telling how to load one. */
 net *le_model(lc_call *c, cl_err *err);
+/* The range a pixel of the model's input may take: [0, 1] for the grey
+ * lecture models, the ImageNet-normalised range of [0, 1] for colour ones. */
+void le_valid_range(const net *m, float *lo, float *hi);
 /* The node named by option `opt` (a layer name), or the default layer for
  * class activation maps when absent: the last layer with feature maps that is
  * not a pooling layer (conv2 of the lecture CNN, features.11 of AlexNet,
