@@ -140,12 +140,14 @@ static lv_value *array_op(int op, const lv_value *a, const lv_value *b, cl_err *
                 *pb = b->kind == LV_NUM ? NULL : b->t->data;
     double ka = a->kind == LV_NUM ? a->num : 0, kb = b->kind == LV_NUM ? b->num : 0;
     int64_t n = tn_numel(r);
-    if (is_cmp(op)) { /* a comparison of arrays holds when it holds everywhere */
-        int all = 1;
+    if (is_cmp(op)) {
+        /* A comparison of arrays holds when it holds everywhere; `!=` is the
+         * negation of `==` (the arrays differ somewhere), as a student means it. */
+        int test = op == LT_NE ? LT_EQ : op, all = 1;
         for (int64_t i = 0; i < n && all; i++)
-            all = apply(op, pa ? pa[na == 1 ? 0 : i] : ka, pb ? pb[nb == 1 ? 0 : i] : kb) != 0;
+            all = apply(test, pa ? pa[na == 1 ? 0 : i] : ka, pb ? pb[nb == 1 ? 0 : i] : kb) != 0;
         tn_free(r);
-        return lv_num(op == LT_NE ? !apply(LT_EQ, 0, 0) || all : all);
+        return lv_num(op == LT_NE ? !all : all);
     }
     for (int64_t i = 0; i < n; i++)
         r->data[i] = (float)apply(op, pa ? pa[na == 1 ? 0 : i] : ka, pb ? pb[nb == 1 ? 0 : i] : kb);

@@ -281,6 +281,12 @@ Test(eval, seed_makes_random_results_reproducible)
     fails("seed 1.5", "TypeError", "whole number");
 }
 
+Test(eval, array_inequality_means_they_differ_somewhere)
+{
+    ok("expect [1 2 3] != [1 2 4]\nexpect [1 2 3] == [1 2 3]\nexpect [1 2] < [2 3]");
+    fails("expect [1 2 3] != [1 2 3]", "ExpectationFailed", "expected [1 2 3] != [1 2 3]");
+}
+
 Test(eval, expect_passes_silently_or_names_both_sides)
 {
     ok(SLIDE_IMG "m = conv img f\nexpect sum m == -12\nexpect m[3,3] > 2");
