@@ -84,6 +84,20 @@ static unsigned char *b64_decode(const char *s, size_t *n)
     return o;
 }
 
+/* mkdir -p: the figures folder and any missing parents. */
+static int make_dirs(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return errno = ENAMETOOLONG, -1;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) < 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0777) < 0 && errno != EEXIST ? -1 : 0;
+}
+
 /* The file a display's picture goes to: the same file for every update.  A
  * display that gets its first picture in an update (a progress line that ends
  * as the figure) gets a new file then; *is_new tells the caller. */
@@ -503,7 +517,7 @@ int app_run(int argc, char **argv)
             file = argv[i];
     }
     if (!file) return usage(stderr);
-    if (figs && mkdir(figs, 0777) < 0 && errno != EEXIST) {
+    if (figs && make_dirs(figs) < 0) {
         fprintf(stderr, "cnnlens run: cannot create %s: %s\n", figs, strerror(errno));
         return 2;
     }
