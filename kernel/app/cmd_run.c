@@ -84,6 +84,15 @@ static unsigned char *b64_decode(const char *s, size_t *n)
     return o;
 }
 
+/* `p` made absolute against the current folder (the file need not exist). */
+static int abs_path(const char *p, char *buf, size_t n)
+{
+    if (p[0] == '/') return snprintf(buf, n, "%s", p) >= (int)n ? -1 : 0;
+    char cwd[2048];
+    if (!getcwd(cwd, sizeof cwd)) return -1;
+    return snprintf(buf, n, "%s/%s", cwd, p) >= (int)n ? -1 : 0;
+}
+
 /* mkdir -p: the figures folder and any missing parents. */
 static int make_dirs(const char *path)
 {
@@ -519,6 +528,22 @@ int app_run(int argc, char **argv)
     if (!file) return usage(stderr);
     if (figs && make_dirs(figs) < 0) {
         fprintf(stderr, "cnnlens run: cannot create %s: %s\n", figs, strerror(errno));
+        return 2;
+    }
+    /* Cells read files relative to their notebook, as under Jupyter: run in
+     * the notebook's folder, with the paths given here made absolute first. */
+    char afile[4096], aout[4096], afigs[4096], dir[4096];
+    if (abs_path(file, afile, sizeof afile) || (out && abs_path(out, aout, sizeof aout)) ||
+        (figs && abs_path(figs, afigs, sizeof afigs))) {
+        fprintf(stderr, "cnnlens run: path too long\n");
+        return 2;
+    }
+    file = afile;
+    if (out) out = aout;
+    if (figs) figs = afigs;
+    snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(afile, '/') - afile), afile);
+    if (dir[0] && chdir(dir) < 0) {
+        fprintf(stderr, "cnnlens run: cannot enter %s: %s\n", dir, strerror(errno));
         return 2;
     }
     run_ctx R = {0};
