@@ -1,4 +1,4 @@
-"""The lecture notebooks that need no downloaded weights (6.1-6.4), run
+"""The lecture notebooks (6.1-6.5, with no ImageNet weights present), run
 headless with `cnnlens run` as install/lecture.sh runs them: every cell
 succeeds, the result is a valid nbformat 4.5 notebook, and the pictures the
 lecture relies on are there."""
@@ -13,7 +13,8 @@ import pytest
 SOURCE = os.environ.get("CNNLENS_SOURCE", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 NOTEBOOKS = os.path.join(SOURCE, "notebooks")
 LECTURES = ["6.1-feature-maps.ipynb", "6.2-what-filters-learn.ipynb",
-            "6.3-neurons-and-classes.ipynb", "6.4-gradcam-step-by-step.ipynb"]
+            "6.3-neurons-and-classes.ipynb", "6.4-gradcam-step-by-step.ipynb",
+            "6.5-gradcam-imagenet.ipynb"]
 
 
 @pytest.fixture

@@ -1,0 +1,120 @@
+"""The course material as CI must see it: every lecture notebook executed by
+nbclient through the installed kernelspec (what Jupyter does) without an
+error and with every figure it promises, in under a minute; the .ipynb files
+up to date with their Markdown sources; and `cnnlens grade` on a folder of
+student submissions, good, failing, broken and hanging."""
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+SOURCE = os.environ.get("CNNLENS_SOURCE", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+NOTEBOOKS = os.path.join(SOURCE, "notebooks")
+LECTURES = sorted(f for f in os.listdir(NOTEBOOKS) if re.match(r"6\.\d-.*\.ipynb$", f))
+
+
+def expected_figures(cell, outputs):
+    """One picture per `show` line, unless the cell skipped at a `require`."""
+    if any(o.get("output_type") == "stream" and "skipped:" in o.get("text", "") for o in outputs):
+        return 0
+    return len(re.findall(r"^\s*show\b", cell.source, re.M))
+
+
+def test_there_are_five_lectures():
+    assert [n[:3] for n in LECTURES] == ["6.1", "6.2", "6.3", "6.4", "6.5"]
+
+
+@pytest.mark.parametrize("name", LECTURES)
+def test_lecture_runs_in_jupyter(jupyter_path, tmp_path, name):
+    for item in os.listdir(NOTEBOOKS):
+        src = os.path.join(NOTEBOOKS, item)
+        (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, tmp_path / item)
+    nb = nbformat.read(str(tmp_path / name), as_version=4)
+    t0 = time.perf_counter()
+    NotebookClient(nb, timeout=120, kernel_name="cnnlens",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 60, f"{name} took {elapsed:.1f} s (the lecture budget is 60 s)"
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        assert cell.execution_count, f"cell {i} did not run"
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        assert not errors, f"cell {i}: {errors[0].ename}: {errors[0].evalue}"
+        pngs = [o for o in cell.outputs if o.output_type in ("display_data", "execute_result")
+                and "image/png" in o.data]
+        want = expected_figures(cell, cell.outputs)
+        assert len(pngs) >= want, f"cell {i} promised {want} figures, showed {len(pngs)}"
+        for o in pngs:
+            meta = o.metadata.get("image/png", {})
+            assert meta.get("width", 0) > 0 and meta.get("height", 0) > 0
+
+
+def test_notebooks_match_their_sources():
+    r = subprocess.run([sys.executable, os.path.join(NOTEBOOKS, "tools", "build.py"), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_notebooks_are_valid_nbformat():
+    for name in os.listdir(NOTEBOOKS):
+        if name.endswith(".ipynb"):
+            nbformat.validate(nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4))
+
+
+def homework_with(answers):
+    """The homework template with some TODO lines replaced."""
+    nb = nbformat.read(os.path.join(NOTEBOOKS, "homework-6.ipynb"), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            for old, new in answers.items():
+                cell.source = cell.source.replace(old, new)
+    return nb
+
+
+def test_grade_a_folder_of_submissions(cnnlens_bin, tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copytree(os.path.join(NOTEBOOKS, "images"), subs / "images")
+    perfect = {"mine = [0 0 0 0; 0 0 0 0; 0 0 0 0; 0 0 0 0]":
+               "mine = conv img f",
+               "== [0 0 0]": "== [50 11 11]",
+               "expect top1 x == 0": "expect top1 x == top1 x"}
+    nbformat.write(homework_with(perfect), subs / "alice.ipynb")
+    nbformat.write(homework_with({}), subs / "bob.ipynb")  # the untouched template
+    broken = homework_with(perfect)
+    code = [c for c in broken.cells if c.cell_type == "code"]
+    code[1].source = "x = nosuchcommand 3\n" + code[1].source  # task 1 stops before its check
+    nbformat.write(broken, subs / "carol.ipynb")
+    (subs / "dave.ipynb").write_text("{ this is not json")
+    hang = homework_with(perfect)
+    [c for c in hang.cells if c.cell_type == "code"][1].source = "sleep 1000"
+    nbformat.write(hang, subs / "erin.ipynb")
+
+    r = subprocess.run([cnnlens_bin, "grade", str(subs), "--timeout", "15"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = {row["notebook"]: row for row in csv.DictReader(open(subs / "grades" / "gradebook.csv"))}
+    assert set(rows) == {"alice.ipynb", "bob.ipynb", "carol.ipynb", "dave.ipynb", "erin.ipynb"}
+    a = rows["alice.ipynb"]
+    assert (a["status"], a["passed"], a["checks"], a["errors"]) == ("ok", "3", "3", "0"), a
+    b = rows["bob.ipynb"]
+    assert b["status"] == "failed" and b["passed"] == "0" and b["checks"] == "3"
+    assert b["check_1"] == "fail" and b["check_2"] == "fail" and b["check_3"] == "fail"
+    c = rows["carol.ipynb"]
+    assert c["errors"] == "1" and "NameError" in c["note"] and c["check_1"] == "not run"
+    assert c["check_2"] == "pass"
+    d = rows["dave.ipynb"]
+    assert d["status"] == "invalid" and "not a valid notebook" in d["note"]
+    e = rows["erin.ipynb"]
+    assert e["status"] == "timeout" and float(e["seconds"]) < 30
+    report = (subs / "grades" / "bob.html").read_text()
+    assert "expected mine == conv img f" in report and "0 of 3 checks passed" in report
