@@ -118,3 +118,38 @@ def test_grade_a_folder_of_submissions(cnnlens_bin, tmp_path):
     assert e["status"] == "timeout" and float(e["seconds"]) < 30
     report = (subs / "grades" / "bob.html").read_text()
     assert "expected mine == conv img f" in report and "0 of 3 checks passed" in report
+
+
+def test_lecture_6_5_runs_on_torchvision_weight_files(cnnlens_bin, tmp_path):
+    """With torchvision's files in notebooks/weights/ (here: the real
+    architectures at random initialisation, saved by torch.save under
+    torchvision's file names, VGG in the legacy format as torchvision ships
+    it), every ImageNet cell of 6.5 runs on them instead of skipping."""
+    import torch
+    import torchvision
+
+    for item in os.listdir(NOTEBOOKS):
+        src = os.path.join(NOTEBOOKS, item)
+        if item != "weights":
+            (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, tmp_path / item)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    torch.manual_seed(0)
+    for arch, fname, legacy in (("alexnet", "alexnet-owt-7be5be79.pth", False),
+                                ("vgg16", "vgg16-397923af.pth", True),
+                                ("vgg19", "vgg19-dcbb9e9d.pth", True),
+                                ("resnet18", "resnet18-f37072fd.pth", False)):
+        model = getattr(torchvision.models, arch)()
+        torch.save(model.state_dict(), weights / fname, _use_new_zipfile_serialization=not legacy)
+    name = "6.5-gradcam-imagenet.ipynb"
+    r = subprocess.run([cnnlens_bin, "run", str(tmp_path / name), "-o", str(tmp_path / "out.ipynb")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    nb = nbformat.read(str(tmp_path / "out.ipynb"), as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    text = "".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
+    assert "skipped:" not in text
+    for c in code:
+        if "require" in c.source:
+            pngs = [o for o in c.outputs if "image/png" in o.get("data", {})]
+            assert len(pngs) == 2, c.source
