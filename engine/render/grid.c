@@ -164,7 +164,10 @@ static rd_image *grid_of(const rd_tiles *t, const rd_grid_opts *o, cl_err *err)
         ch = t->im[i]->h * f > ch ? t->im[i]->h * f : ch;
         any_caption |= t->caption[i][0] != 0;
     }
+    /* Large tiles get large captions, unless a caption would then be cut. */
     int scale = cw >= 160 ? 2 : 1;
+    for (int i = 0; i < t->n && scale == 2; i++)
+        if (rd_text_width(t->caption[i], 2) > cw) scale = 1;
     int cap_h = any_caption ? RD_FONT_H * scale + 2 * scale + 2 : 0;
     int rows = (t->n + cols - 1) / cols;
     int64_t W = (int64_t)cols * (cw + pad) + pad, H = (int64_t)rows * (ch + cap_h + pad) + pad;

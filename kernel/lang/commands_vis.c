@@ -239,10 +239,11 @@ static int do_occlusion(lc_call *c, lv_value **out, cl_err *err)
     return (*out = lv_heatmap(map, lc_get(c, "x"), desc)) ? 0 : oom(err);
 }
 
-/* A grid of tiles as a picture value. */
-static lv_value *grid_value(rd_tiles *tiles, tn_tensor *numbers, const char *desc, cl_err *err)
+/* A grid of tiles as a picture value; cols 0 lays them out about square. */
+static lv_value *grid_value_cols(rd_tiles *tiles, tn_tensor *numbers, const char *desc, int cols,
+                                 cl_err *err)
 {
-    rd_grid_opts go = {.cols = 0, .tile = 64, .pad = 4};
+    rd_grid_opts go = {.cols = cols, .tile = 64, .pad = 4};
     rd_image *im = rd_grid(tiles, &go, err);
     rd_tiles_free(tiles);
     if (!im) {
@@ -264,6 +265,91 @@ static lv_value *grid_value(rd_tiles *tiles, tn_tensor *numbers, const char *des
     lv_value *v = lv_picture(p, numbers, desc);
     if (!v) oom(err);
     return v;
+}
+
+static lv_value *grid_value(rd_tiles *tiles, tn_tensor *numbers, const char *desc, cl_err *err)
+{
+    return grid_value_cols(tiles, numbers, desc, 0, err);
+}
+
+/* A tile caption: "alexnet features.11 / 285 Egyptian cat".  The PNG font is
+ * ASCII, so a label in another script is left to the class number. */
+static void compare_caption(const lc_call *c, const net *m, const char *layer, int cls, char *buf,
+                            size_t n)
+{
+    const char *label = le_label(c->s, cls);
+    for (const char *p = label; p && *p; p++)
+        if ((unsigned char)*p >= 0x80) label = NULL;
+    snprintf(buf, n, "%s %s / %d%s%.40s", net_arch(m), layer, cls, label ? " " : "",
+             label ? label : "");
+}
+
+/* One overlay tile of `kind` for class cls (-1: the predicted one). */
+static int compare_tile(lc_call *c, net *m, const tn_tensor *x, const tn_tensor *img01,
+                        int layer, int cls, vis_cam_kind kind, int size, rd_tiles *tiles,
+                        cl_err *err)
+{
+    cl_progress p = ss_progress(c->s);
+    int used = -1;
+    tn_tensor *cam = vis_cam(m, x, layer, cls, kind, &p, &used, err);
+    if (!cam) return -1;
+    drop_batch(cam, 0);
+    rd_image *im = rd_cam_over(cam, img01, size, size, err);
+    tn_free(cam);
+    if (!im) return -1;
+    net_node_info info;
+    net_node_info_get(m, layer, &info);
+    char cap[160];
+    compare_caption(c, m, info.name, used, cap, sizeof cap);
+    return rd_tiles_add(tiles, im, cap, err);
+}
+
+/* The slide "class predicted by NN / class manually assigned": for each model
+ * (default: the current one) its own lecture layer, the predicted class and,
+ * with `class`, the picked one beside it. */
+static int do_compare(lc_call *c, lv_value **out, cl_err *err)
+{
+    lv_value *models[1 + LC_MAXREST];
+    int nm = 0;
+    if (c->v[1]) models[nm++] = c->v[1];
+    for (int i = 0; i < c->nrest; i++) models[nm++] = c->rest[i];
+    if (!nm) {
+        if (!c->s->model || c->s->model->kind != LV_MODEL)
+            return cl_err_set(err, CL_EINVAL, "compare needs a model: load one first, e.g. `m = model fashion`");
+        models[nm++] = c->s->model;
+    }
+    vis_cam_kind kind;
+    if (vis_cam_kind_parse(lc_text(c, "method"), &kind, err) < 0)
+        return lc_arg_error(c, "method", err, err->code, "compare: %s", err->msg);
+    int size = (int)lc_num(c, "size", 210);
+    if (size < 16 || size > 1024)
+        return lc_arg_error(c, "size", err, CL_EINVAL, "compare: size must be 16..1024, got %d", size);
+    tn_tensor *img01 = lv_image01(c->v[0], err);
+    if (!img01) return -1;
+    rd_tiles *tiles = rd_tiles_new(err);
+    int picked = lc_get(c, "class") != NULL, rc = tiles ? 0 : -1;
+    for (int i = 0; i < nm && rc == 0; i++) {
+        net *m = models[i]->obj;
+        tn_tensor x;
+        int layer, cls = -1;
+        if (le_input(c, m, "x", &x, err) < 0 || (layer = le_default_layer(m)) < 0 ||
+            (picked && le_class(c, m, "class", &cls, err) < 0)) {
+            rc = -1;
+            if (layer < 0) cl_err_set(err, CL_EINVAL, "compare: %s has no layer with feature maps", net_arch(m));
+            break;
+        }
+        rc = compare_tile(c, m, &x, img01, layer, -1, kind, size, tiles, err);
+        if (rc == 0 && picked) rc = compare_tile(c, m, &x, img01, layer, cls, kind, size, tiles, err);
+    }
+    tn_free(img01);
+    if (rc < 0) {
+        rd_tiles_free(tiles);
+        return -1;
+    }
+    char desc[160];
+    snprintf(desc, sizeof desc, "%s, %d model%s: predicted class%s", vis_cam_kind_name(kind), nm,
+             nm == 1 ? "" : "s", picked ? " | picked class" : "");
+    return (*out = grid_value_cols(tiles, NULL, desc, picked ? 2 : nm, err)) ? 0 : -1;
 }
 
 static int range_of(lc_call *c, const char *arg, int limit, int *lo, int *hi, cl_err *err)
@@ -492,6 +578,17 @@ const lc_verb lc_vis_verbs[] = {
      "As pytorch-grad-cam computes it: the raw logit's gradients averaged over each feature map "
      "weight the maps; ReLU of the sum.  Show it over the image: show cam over x.",
      "cam = gradcam x layer layer4 class 331\nshow cam over x size 420", do_gradcam},
+    {"compare", "visualising", "Grad-CAM side by side: predicted class | picked class, one row per model.", 2, 3,
+     {X_INPUT,
+      {"models", LA_MODEL | LA_OPTIONAL | LA_REST, NULL, "models, each at its own lecture layer (default: the current model)"}},
+     {CLASS_OPT,
+      {"method", LA_WORD | LA_STR, "gradcam", "gradcam, gradcam++, scorecam, layercam or hirescam"},
+      {"size", LA_NUM | LA_INT, "210", "side of each overlay tile in pixels"}},
+     "The slide's table: each model's Grad-CAM at its lecture layer (AlexNet features.11, "
+     "VGG16 features.30, VGG19 features.35, ResNet18 layer4, the lecture CNN conv2) for the "
+     "class it predicts and, with `class`, the class you pick; each tile is captioned with "
+     "model, layer, class id and label.",
+     "show compare x alex v16 v19 r18 class 331", do_compare},
     {"gradients", "visualising", "d(class score)/d(feature maps): what Grad-CAM averages.", 1, 2,
      {X_INPUT},
      {{"layer", LA_WORD | LA_STR | LA_LAYER, NULL, "the layer (default: the last conv layer's output)"}, CLASS_OPT},

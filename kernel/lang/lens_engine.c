@@ -24,6 +24,8 @@ static int is_pool(const char *type)
 
 int le_default_layer(const net *m)
 {
+    /* The lecture's layer for VGG16 is its last max pool, features_30. */
+    if (!strcmp(net_arch(m), "vgg16")) return net_find(m, "features.30", NULL);
     int best = -1;
     for (int i = 0; i < net_node_count(m); i++) {
         net_node_info info;

@@ -257,6 +257,16 @@ Test(engine, require_skips_the_cell_naming_the_missing_file_and_the_fix)
     cr_assert(strstr(out, "1"), "statements before require ran, after it did not: %s", out);
 }
 
+Test(engine, compare_puts_predicted_and_picked_side_by_side)
+{
+    ok("m = model fashion\nx = sample fashion test 0\nc = compare x class 5\nc");
+    cr_assert(strstr(text(), "gradcam, 1 model: predicted class | picked class"), "%s", text());
+    cr_assert_not_null(json_object_get(res.result, "image/png"));
+    /* each model checks the image it is given */
+    fails("seed 0\na = model alexnet\nc = compare x m a class 5", "ValueError",
+          "compare: the model takes 3x224x224 images, x is [1, 28, 28]");
+}
+
 Test(engine, a_cnn_of_ones_own)
 {
     ok("seed 0\nn = sequential [conv 8 3; maxpool 2\n    dense 10]\nlayers n");
