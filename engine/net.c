@@ -40,7 +40,8 @@ typedef struct node {
     tn_tensor *w, *b;    /* b exists for every conv and linear (zero without bias) */
     tn_tensor *gw, *gb;  /* weight gradients, when training */
     tn_tensor *out, *grad;
-    int32_t *arg; /* max pool winners */
+    int32_t *arg; /* max pool winners; dropout's kept units (training) */
+    float p;      /* dropout probability */
     int64_t arg_cap;
     int ndim0; /* output shape for the default input, batch 1 */
     int64_t shape0[4];
@@ -67,6 +68,7 @@ struct net {
     int params_ready; /* weights initialised or loaded (drawn lazily: a model
                        * built only to load a file skips 100M random draws) */
     uint64_t seed;
+    uint64_t drop_rng; /* dropout masks while training (splitmix64 state) */
     unsigned fwd_gen, bwd_gen, in_grad_gen;
     cl_err build_err; /* the first failure of a builder call */
 };
@@ -178,7 +180,14 @@ int net_add_relu(net *m, const char *name, int in)
 
 int net_add_dropout(net *m, const char *name, int in)
 {
-    return add_simple(m, name, NK_DROPOUT, in);
+    return net_add_dropout_p(m, name, in, 0.5f);
+}
+
+int net_add_dropout_p(net *m, const char *name, int in, float p)
+{
+    int i = add_simple(m, name, NK_DROPOUT, in);
+    if (i >= 0) m->nodes[i].p = p;
+    return i;
 }
 
 int net_add_flatten(net *m, const char *name, int in)
@@ -351,7 +360,7 @@ static int prepare_buffers(net *m, cl_err *err)
             size_t need = op_conv2d_workspace(&c, x->shape[2], x->shape[3]);
             if (need > ws) ws = need;
         }
-        if (n->kind == NK_MAXPOOL && tn_numel(n->out) > n->arg_cap) {
+        if ((n->kind == NK_MAXPOOL || n->kind == NK_DROPOUT) && tn_numel(n->out) > n->arg_cap) {
             tn_dealloc(n->arg);
             n->arg_cap = tn_numel(n->out);
             if (!(n->arg = tn_alloc((size_t)n->arg_cap * sizeof *n->arg))) {
@@ -371,6 +380,26 @@ static int prepare_buffers(net *m, cl_err *err)
 }
 
 /* ---- forward ---- */
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Training-time dropout, as PyTorch: zero each unit with probability p and
+ * scale the kept ones by 1/(1-p); the mask is kept for backward. */
+static void dropout_forward(net *m, node *n, int64_t cnt, const float *x, float *y)
+{
+    float scale = 1.0f / (1.0f - n->p);
+    uint64_t cut = (uint64_t)((double)n->p * 18446744073709551616.0);
+    for (int64_t i = 0; i < cnt; i++) {
+        n->arg[i] = splitmix64(&m->drop_rng) >= cut;
+        y[i] = n->arg[i] ? x[i] * scale : 0.0f;
+    }
+}
 
 static void node_forward(net *m, node *n)
 {
@@ -413,6 +442,12 @@ static void node_forward(net *m, node *n)
         break;
     case NK_LOGSOFTMAX:
         op_log_softmax_forward(x->shape[0], x->shape[1], x->data, y);
+        break;
+    case NK_DROPOUT:
+        if (m->training && n->p > 0.0f)
+            dropout_forward(m, n, cnt, x->data, y);
+        else
+            op_copy_forward(cnt, x->data, y);
         break;
     default:
         op_copy_forward(cnt, x->data, y);
@@ -521,6 +556,15 @@ static int node_backward(net *m, node *n, int to, op_relu_rule rule, cl_err *err
         break;
     case NK_LOGSOFTMAX:
         if (dx) op_log_softmax_backward(x->shape[0], x->shape[1], n->out->data, dy, dx, acc);
+        break;
+    case NK_DROPOUT:
+        if (dx && m->training && n->p > 0.0f) {
+            float scale = 1.0f / (1.0f - n->p);
+            for (int64_t i = 0; i < cnt; i++)
+                dx[i] = (acc ? dx[i] : 0.0f) + (n->arg[i] ? dy[i] * scale : 0.0f);
+        } else if (dx) {
+            op_pass_backward(cnt, dy, dx, acc);
+        }
         break;
     case NK_ADD: {
         if (dx) op_pass_backward(cnt, dy, dx, acc);
@@ -806,6 +850,7 @@ int net_finish(net *m, uint64_t seed, cl_err *err)
         return -1;
     }
     if (!m->count) return cl_err_set(err, CL_EINVAL, "a model needs at least one layer");
+    m->drop_rng = seed ^ 0x64726f706f7574ull; /* "dropout": masks differ from the weights' draws */
     int64_t s[4] = {1, m->chw[0], m->chw[1], m->chw[2]};
     if (!(m->input = tn_new(4, s, err))) return -1;
     for (int i = 0; i < m->count; i++) {

@@ -115,7 +115,10 @@ int net_add_maxpool(net *m, const char *name, int in, int k, int stride, int pad
 int net_add_avgpool(net *m, const char *name, int in, int k, int stride, int pad);
 int net_add_adaptive_avgpool(net *m, const char *name, int in, int oh, int ow);
 int net_add_linear(net *m, const char *name, int in, int nin, int nout, int bias);
-int net_add_dropout(net *m, const char *name, int in);
+int net_add_dropout(net *m, const char *name, int in); /* p = 0.5, as torchvision */
+/* Dropout with probability p: identity at inference; while training, each unit
+ * is zeroed with probability p (masks drawn from the net's seed). */
+int net_add_dropout_p(net *m, const char *name, int in, float p);
 int net_add_flatten(net *m, const char *name, int in);
 int net_add_add(net *m, const char *name, int a, int b);
 int net_add_softmax(net *m, const char *name, int in, int log_softmax);

@@ -451,7 +451,7 @@ static int seq_layer(seq_state *st, const trn_layer *l, cl_err *err)
     case TRN_DROPOUT:
         if (!(l->p >= 0.0f && l->p < 1.0f))
             return cl_err_set(err, CL_EINVAL, "%s: the probability must be in [0, 1)", name);
-        st->x = net_add_dropout(st->m, name, st->x);
+        st->x = net_add_dropout_p(st->m, name, st->x, l->p);
         return 0;
     default:
         return cl_err_set(err, CL_EINVAL, "unknown layer kind %d", (int)l->kind);

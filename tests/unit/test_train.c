@@ -267,3 +267,45 @@ Test(train, the_same_seed_trains_the_same_bits)
     free(w[0]), free(w[1]);
     ds_close(train);
 }
+
+Test(train, dropout_is_active_only_while_training)
+{
+    cl_err err = {0};
+    trn_layer layers[] = {
+        {TRN_DENSE, 400, 0, 0}, {TRN_DROPOUT, 0, 0, 0.25f}, {TRN_DENSE, 10, 0, 0}};
+    net *m = trn_build_sequential("drop", layers, 3, 1, 28, 28, 7, &err);
+    cr_assert_not_null(m, "%s", err.msg);
+    int d = net_find(m, "dropout1", &err), h = net_find(m, "dense1", &err);
+    cr_assert(d >= 0 && h >= 0, "%s", err.msg);
+    tn_tensor *x = tn_new4(1, 1, 28, 28, &err);
+    for (int i = 0; i < 784; i++) x->data[i] = (float)(i % 13) / 13.0f;
+
+    cr_assert_eq(net_forward(m, x, &err), 0, "%s", err.msg);
+    const tn_tensor *a = net_node_output(m, h), *y = net_node_output(m, d);
+    for (int i = 0; i < 400; i++) cr_assert_eq(y->data[i], a->data[i], "identity at inference");
+
+    net_set_training(m, 1);
+    cr_assert_eq(net_forward(m, x, &err), 0, "%s", err.msg);
+    a = net_node_output(m, h), y = net_node_output(m, d);
+    int zeros = 0;
+    for (int i = 0; i < 400; i++) {
+        if (y->data[i] == 0.0f && a->data[i] != 0.0f)
+            zeros++;
+        else
+            cr_assert_float_eq(y->data[i], a->data[i] / 0.75f, 1e-5, "kept units are scaled");
+    }
+    cr_assert(zeros > 60 && zeros < 140, "about a quarter dropped, got %d of 400", zeros);
+
+    /* backward: the gradient flows through the kept units only, scaled */
+    tn_tensor *g = tn_new2(1, 400, &err);
+    tn_fill(g, 1.0f);
+    cr_assert_eq(net_backward(m, d, g, h, NET_RELU_PLAIN, &err), 0, "%s", err.msg);
+    const tn_tensor *gh = net_node_grad(m, h);
+    for (int i = 0; i < 400; i++)
+        cr_assert_float_eq(gh->data[i],
+                           y->data[i] == 0.0f && a->data[i] != 0.0f ? 0.0f : 1.0f / 0.75f, 1e-6);
+    net_set_training(m, 0);
+    tn_free(g);
+    tn_free(x);
+    net_free(m);
+}
