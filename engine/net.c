@@ -10,6 +10,7 @@
 
 #include "engine/io/weights.h"
 #include "engine/ops/ops.h"
+#include "engine/rng.h"
 
 typedef enum {
     NK_CONV,
@@ -381,14 +382,6 @@ static int prepare_buffers(net *m, cl_err *err)
 
 /* ---- forward ---- */
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Training-time dropout, as PyTorch: zero each unit with probability p and
  * scale the kept ones by 1/(1-p); the mask is kept for backward. */
 static void dropout_forward(net *m, node *n, int64_t cnt, const float *x, float *y)
@@ -396,7 +389,7 @@ static void dropout_forward(net *m, node *n, int64_t cnt, const float *x, float 
     float scale = 1.0f / (1.0f - n->p);
     uint64_t cut = (uint64_t)((double)n->p * 18446744073709551616.0);
     for (int64_t i = 0; i < cnt; i++) {
-        n->arg[i] = splitmix64(&m->drop_rng) >= cut;
+        n->arg[i] = rng_splitmix64(&m->drop_rng) >= cut;
         y[i] = n->arg[i] ? x[i] * scale : 0.0f;
     }
 }
@@ -802,20 +795,13 @@ void net_zero_grad(net *m)
     }
 }
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 /* Uniform in [-bound, bound), two draws per call of the generator. */
 static void fill_uniform(uint64_t *s, float *p, int64_t n, float bound)
 {
     const float scale = 2.0f * bound / 4294967296.0f;
     for (int64_t j = 0; j < n; j += 2) {
-        uint64_t r = splitmix(s);
+        uint64_t r = rng_splitmix64(s);
         p[j] = (float)(uint32_t)r * scale - bound;
         if (j + 1 < n) p[j + 1] = (float)(uint32_t)(r >> 32) * scale - bound;
     }

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "engine/io/weights.h"
+#include "engine/rng.h"
 
 void trn_options_default(trn_options *o)
 {
@@ -487,13 +488,6 @@ net *trn_build_sequential(const char *arch, const trn_layer *layers, int count, 
     return m;
 }
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 void trn_init_params(net *m, uint64_t seed)
 {
@@ -505,7 +499,7 @@ void trn_init_params(net *m, uint64_t seed)
         /* A weight sets the bound for itself and the bias after it. */
         if (p.value->ndim > 1) bound = 1.0 / sqrt((double)(tn_numel(p.value) / p.value->shape[0]));
         for (int64_t j = 0; j < tn_numel(p.value); j++) {
-            double u = (double)(splitmix64(&s) >> 11) / 9007199254740992.0;
+            double u = (double)(rng_splitmix64(&s) >> 11) / 9007199254740992.0;
             p.value->data[j] = (float)((2.0 * u - 1.0) * bound);
         }
     }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "engine/io/idx.h"
+#include "engine/rng.h"
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 #define MNIST_DIR   "/usr/share/datasets/mnist"
@@ -361,13 +362,6 @@ tn_tensor *ds_sample(const ds_dataset *d, int64_t i, int *label, cl_err *err)
     return x;
 }
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 void ds_permutation(int64_t *perm, int64_t n, uint64_t seed)
 {
@@ -375,7 +369,7 @@ void ds_permutation(int64_t *perm, int64_t n, uint64_t seed)
     for (int64_t i = 0; i < n; i++) perm[i] = i;
     for (int64_t i = n - 1; i > 0; i--) {
         /* Lemire's multiply-shift: unbiased enough for n < 2^32. */
-        int64_t j = (int64_t)(((splitmix(&s) >> 32) * (uint64_t)(i + 1)) >> 32);
+        int64_t j = (int64_t)(((rng_splitmix64(&s) >> 32) * (uint64_t)(i + 1)) >> 32);
         int64_t t = perm[i];
         perm[i] = perm[j], perm[j] = t;
     }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/rng.h"
 #include "engine/vis/vis_internal.h"
 
 int vis_logits_node(const net *m)
@@ -78,37 +79,16 @@ int vis_backward_classes(net *m, const int *classes, int to, net_relu_rule rule,
 
 /* ---- xoshiro256** (Blackman and Vigna), seeded with splitmix64 ---- */
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 void vis_rng_seed(vis_rng *r, uint64_t seed)
 {
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+    rng_xoshiro_seed(r->s, seed);
     r->has_spare = 0;
     r->spare = 0.0f;
 }
 
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
 uint64_t vis_rng_next(vis_rng *r)
 {
-    uint64_t *s = r->s;
-    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
+    return rng_xoshiro_next(r->s);
 }
 
 double vis_rng_uniform(vis_rng *r)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "kernel/lang/value.h"
+#include "engine/rng.h"
 
 ss_session *ss_new(cl_err *err)
 {
@@ -137,35 +138,14 @@ int ss_find_label(const ss_session *s, const char *name)
     return -1;
 }
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 void ss_seed(ss_session *s, uint64_t seed)
 {
-    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&seed);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
+    rng_xoshiro_seed(s->rng, seed);
 }
 
 uint64_t ss_rand_u64(ss_session *s)
 {
-    uint64_t *r = s->rng;
-    uint64_t out = rotl(r[1] * 5, 7) * 9, t = r[1] << 17;
-    r[2] ^= r[0];
-    r[3] ^= r[1];
-    r[1] ^= r[2];
-    r[0] ^= r[3];
-    r[2] ^= t;
-    r[3] = rotl(r[3], 45);
-    return out;
+    return rng_xoshiro_next(s->rng);
 }
 
 double ss_rand_uniform(ss_session *s)
