@@ -245,8 +245,12 @@ static lv_value *grid_value_cols(rd_tiles *tiles, tn_tensor *numbers, const char
 {
     rd_grid_opts go = {.cols = cols, .tile = 64, .pad = 4};
     rd_image *im = rd_grid(tiles, &go, err);
+    /* The HTML form keeps each tile's caption as text (labels in any script). */
+    char *html = im ? rd_tiles_html(tiles, cols, 0, err) : NULL;
     rd_tiles_free(tiles);
-    if (!im) {
+    if (!im || !html) {
+        rd_image_free(im);
+        free(html);
         tn_free(numbers);
         return NULL;
     }
@@ -259,11 +263,17 @@ static lv_value *grid_value_cols(rd_tiles *tiles, tn_tensor *numbers, const char
     }
     rd_image_free(im);
     if (!p) {
+        free(html);
         tn_free(numbers);
         return NULL;
     }
     lv_value *v = lv_picture(p, numbers, desc);
-    if (!v) oom(err);
+    if (!v) {
+        free(html);
+        oom(err);
+        return NULL;
+    }
+    v->html = html;
     return v;
 }
 

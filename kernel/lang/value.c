@@ -148,6 +148,7 @@ void lv_unref(lv_value *v)
     if (v->obj && v->obj_free) v->obj_free(v->obj);
     lv_table_free(v->tab);
     pic_free(v->pic);
+    free(v->html);
     for (int i = 0; i < v->nnames; i++) free(v->names[i]);
     free(v->names);
     free(v);
@@ -676,6 +677,8 @@ static json_t *bundle(const lv_value *v, const lv_value *over, int size, int sho
         html = html_table(v->tab);
     else if (v->kind == LV_TENSOR && v->t->ndim <= 2 && !png)
         html = html_matrix(v->t);
+    else if (v->kind == LV_PICTURE && v->html && !shown)
+        html = strdup(v->html);
     if (html) {
         json_object_set_new(b, "text/html", lv_json_string(html));
         free(html);

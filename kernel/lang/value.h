@@ -63,6 +63,7 @@ struct lv_value {
     char **names;  /* LV_MODEL: layer names, for completion (owned) */
     int nnames;
     struct pic *pic; /* LV_PICTURE: the pixels (owned) */
+    char *html;      /* LV_PICTURE: an HTML form (a grid's tiles as data: URIs), or NULL */
     lv_show show;    /* LV_IMAGE: how to display it */
 };
 

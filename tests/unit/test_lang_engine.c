@@ -257,6 +257,18 @@ Test(engine, require_skips_the_cell_naming_the_missing_file_and_the_fix)
     cr_assert(strstr(out, "1"), "statements before require ran, after it did not: %s", out);
 }
 
+Test(engine, grids_have_an_html_form_with_tiles_as_data_uris)
+{
+    ok("m = model fashion\nx = sample fashion test 0\ng = activations x conv1 channel 0..3\ng");
+    const char *html = json_string_value(json_object_get(res.result, "text/html"));
+    cr_assert_not_null(html);
+    cr_assert_not_null(json_object_get(res.result, "image/png"), "and one PNG of the whole grid");
+    int tiles = 0;
+    for (const char *p = html; (p = strstr(p, "data:image/png;base64,")); p++) tiles++;
+    cr_assert_eq(tiles, 4, "%s", html);
+    cr_assert(strstr(html, "figcaption"), "captions are text");
+}
+
 Test(engine, compare_puts_predicted_and_picked_side_by_side)
 {
     ok("m = model fashion\nx = sample fashion test 0\nc = compare x class 5\nc");
