@@ -410,13 +410,24 @@ static int do_sequential(lc_call *c, lv_value **out, cl_err *err)
     net *m = trn_build_sequential("sequential", layers, list->rows, ch, size, size,
                                   ss_rand_u64(c->s), err);
     if (!m) return -1;
+    /* `weights`: the same layers trained before and saved with `save n "f.safetensors"` */
+    const char *weights = lc_text(c, "weights");
+    if (weights) {
+        wt_dict *w = wt_load(weights, err);
+        if (!w || net_load_weights(m, w, err) < 0) {
+            wt_free(w);
+            net_free(m);
+            return lc_arg_error(c, "weights", err, err->code, "sequential: %s", err->msg);
+        }
+        wt_free(w);
+    }
     int64_t chw[3];
     net_input_shape(m, chw);
-    char desc[256];
+    char desc[600];
     snprintf(desc, sizeof desc,
-             "model sequential: %lld parameters, input %lldx%lldx%lld, %d classes (untrained)",
+             "model sequential: %lld parameters, input %lldx%lldx%lld, %d classes (%.500s)",
              (long long)net_param_count(m), (long long)chw[0], (long long)chw[1], (long long)chw[2],
-             net_num_classes(m));
+             net_num_classes(m), weights ? weights : "untrained");
     lv_value *v = lv_model(m, free_net, desc);
     if (!v) return oom(err);
     le_set_layer_names(v, m);
@@ -440,10 +451,11 @@ const lc_verb lc_model_verbs[] = {
      "The model becomes the current one: later commands use it. Without weights an ImageNet "
      "architecture has random weights (reproducible after `seed`).",
      "m = model fashion\nm = model resnet18 weights \"resnet18-f37072fd.pth\"", do_model},
-    {"sequential", "models", "A CNN of your own, layer by layer (untrained: train it next).", 1, 2,
+    {"sequential", "models", "A CNN of your own, layer by layer (untrained: train it next).", 1, 3,
      {{"layers", LA_EXPR | LA_LAZY, NULL, "a list: conv FILTERS SIZE; maxpool SIZE; dense N; relu; flatten; dropout P"}},
      {{"channels", LA_NUM | LA_INT, "1", "colour channels of the input images"},
-      {"size", LA_NUM | LA_INT, "28", "side of the (square) input images"}},
+      {"size", LA_NUM | LA_INT, "28", "side of the (square) input images"},
+      {"weights", LA_STR | LA_PATH, NULL, "load weights saved from the same layers (save n \"n.safetensors\")"}},
      "Layers are named conv1, pool1, dense1, ... as they come; the last dense gives the class scores.",
      "n = sequential [conv 25 3; maxpool 2; conv 50 3; maxpool 2; dense 100; relu; dense 10]\n"
      "train n on fashion epochs 1", do_sequential},

@@ -295,6 +295,13 @@ Test(engine, a_cnn_of_ones_own)
     ok(code);
     snprintf(code, sizeof code, "m = model fashion weights \"%s\"", path);
     fails(code, "FormatError", "conv1.weight: file has [8, 1, 3, 3], model needs [25, 1, 3, 3]");
+    /* the same layers load it back, and answer as the trained model did */
+    snprintf(code, sizeof code,
+             "x = sample fashion test 3\np1 = top1 x\nc1 = gradcam x class 2\n"
+             "n2 = sequential [conv 8 3; maxpool 2\n    dense 10] weights \"%s\"\n"
+             "expect top1 x == p1\nexpect (gradcam x class 2) ~= c1 tol 1e-6",
+             path);
+    ok(code);
     unlink(path);
     fails("sequential [conv 8; dense 10]", "ValueError", "conv takes 2 numbers, got 1");
     fails("sequential [conv 8 3; pool 2; dance 10]", "NameError", "a layer is conv FILTERS SIZE");
