@@ -115,10 +115,13 @@ async function runNotebook(page, cfg, name) {
     await page.click('#run_all_cells > a');
     const ncells = await page.evaluate(() => window.Jupyter.notebook.ncells());
     // Run All marks every code cell '*' at once; make sure it did before
-    // waiting for the marks to go.
-    await page.waitForFunction(() => window.Jupyter.notebook.get_cells()
-      .some((c) => c.cell_type === 'code' && c.input_prompt_number === '*'), null,
-    { timeout: 5000, polling: 20 });
+    // waiting for the marks to go.  A fast notebook may already be done when
+    // we first look (the copies start without execution counts): that counts.
+    await page.waitForFunction(() => {
+      const code = window.Jupyter.notebook.get_cells().filter((c) => c.cell_type === 'code');
+      return code.some((c) => c.input_prompt_number === '*') ||
+        code.every((c) => typeof c.input_prompt_number === 'number');
+    }, null, { timeout: 5000, polling: 20 });
     await waitCellsDone(page, 0, ncells, cfg.runTimeoutMs);
     // Let the browser decode the last images before measuring them.
     await page.waitForFunction(() => [...document.querySelectorAll('.output_area img')]
