@@ -35,9 +35,9 @@ static int append_text(char **buf, size_t *len, const char *s)
     return 0;
 }
 
-static int do_print(lc_call *c, lv_value **out, cl_err *err)
+/* print and eprint: the values as text, separated by spaces, one line. */
+static int print_to(lc_call *c, const char *stream, cl_err *err)
 {
-    (void)out;
     char *line = NULL;
     size_t len = 0;
     lv_value *vals[1 + LC_MAXREST];
@@ -57,9 +57,15 @@ static int do_print(lc_call *c, lv_value **out, cl_err *err)
         free(line);
         return oom(err);
     }
-    ss_stream(c->s, "stdout", line);
+    ss_stream(c->s, stream, line);
     free(line);
     return 0;
+}
+
+static int do_print(lc_call *c, lv_value **out, cl_err *err)
+{
+    (void)out;
+    return print_to(c, "stdout", err);
 }
 
 static int do_help(lc_call *c, lv_value **out, cl_err *err)
@@ -332,28 +338,7 @@ static int do_labels(lc_call *c, lv_value **out, cl_err *err)
 static int do_eprint(lc_call *c, lv_value **out, cl_err *err)
 {
     (void)out;
-    char *line = NULL;
-    size_t len = 0;
-    lv_value *vals[1 + LC_MAXREST];
-    int n = 0;
-    if (c->v[0]) vals[n++] = c->v[0];
-    for (int i = 0; i < c->nrest; i++) vals[n++] = c->rest[i];
-    for (int i = 0; i < n; i++) {
-        char *t = lv_text(vals[i]);
-        if (!t || (i && append_text(&line, &len, " ") < 0) || append_text(&line, &len, t) < 0) {
-            free(t);
-            free(line);
-            return oom(err);
-        }
-        free(t);
-    }
-    if (append_text(&line, &len, "\n") < 0) {
-        free(line);
-        return oom(err);
-    }
-    ss_stream(c->s, "stderr", line);
-    free(line);
-    return 0;
+    return print_to(c, "stderr", err);
 }
 
 static int do_sleep(lc_call *c, lv_value **out, cl_err *err)

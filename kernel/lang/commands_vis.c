@@ -35,6 +35,19 @@ static void drop_batch(tn_tensor *t, int image)
     }
 }
 
+/* An input-space attribution (guided backprop and friends) as an image value
+ * shown with the guided-backprop display; takes g. */
+static int gradient_image(tn_tensor *g, const char *desc, lv_value **out, cl_err *err)
+{
+    drop_batch(g, 1);
+    lv_value *v = lv_image(g, 0);
+    if (!v) return oom(err);
+    v->show = LV_SHOW_GUIDED;
+    lv_set_desc(v, desc);
+    *out = v;
+    return 0;
+}
+
 static int do_gradcam(lc_call *c, lv_value **out, cl_err *err)
 {
     net *m = le_model(c, err);
@@ -111,16 +124,10 @@ static int do_guided(lc_call *c, lv_value **out, cl_err *err)
                             "guided: rule is guided, deconv or plain, not '%s'", rule);
     tn_tensor *g = vis_input_grad(m, &x, cls, r, &used, err);
     if (!g) return -1;
-    drop_batch(g, 1);
-    lv_value *v = lv_image(g, 0);
-    if (!v) return oom(err);
-    v->show = LV_SHOW_GUIDED;
     char what[160], desc[256];
     class_text(c, used, what, sizeof what);
     snprintf(desc, sizeof desc, "%s backprop of %s", rule, what);
-    lv_set_desc(v, desc);
-    *out = v;
-    return 0;
+    return gradient_image(g, desc, out, err);
 }
 
 static int do_guidedcam(lc_call *c, lv_value **out, cl_err *err)
@@ -134,16 +141,10 @@ static int do_guidedcam(lc_call *c, lv_value **out, cl_err *err)
         return -1;
     tn_tensor *g = vis_guided_gradcam(m, &x, layer, cls, &used, err);
     if (!g) return -1;
-    drop_batch(g, 1);
-    lv_value *v = lv_image(g, 0);
-    if (!v) return oom(err);
-    v->show = LV_SHOW_GUIDED;
     char what[160], desc[256];
     class_text(c, used, what, sizeof what);
     snprintf(desc, sizeof desc, "guided Grad-CAM of %s", what);
-    lv_set_desc(v, desc);
-    *out = v;
-    return 0;
+    return gradient_image(g, desc, out, err);
 }
 
 static int do_saliency(lc_call *c, lv_value **out, cl_err *err)
@@ -200,16 +201,10 @@ static int do_intgrad(lc_call *c, lv_value **out, cl_err *err)
     tn_tensor *a = vis_integrated_gradients(m, &x, cls, NULL, steps, &p, &used, err);
     le_live_finish(&live, a ? "intgrad: done" : "intgrad: stopped");
     if (!a) return -1;
-    drop_batch(a, 1);
-    lv_value *v = lv_image(a, 0);
-    if (!v) return oom(err);
-    v->show = LV_SHOW_GUIDED;
     char what[160], desc[256];
     class_text(c, used, what, sizeof what);
     snprintf(desc, sizeof desc, "integrated gradients of %s, %d steps", what, steps);
-    lv_set_desc(v, desc);
-    *out = v;
-    return 0;
+    return gradient_image(a, desc, out, err);
 }
 
 static int do_occlusion(lc_call *c, lv_value **out, cl_err *err)
