@@ -951,6 +951,14 @@ static void load_node(node *n, const wt_dict *w)
                bn[3], 1e-5f);
 }
 
+int net_load_weights_file(net *m, const char *path, cl_err *err)
+{
+    wt_dict *w = wt_load(path, err);
+    int rc = w ? net_load_weights(m, w, err) : -1;
+    wt_free(w);
+    return rc;
+}
+
 int net_load_weights(net *m, const wt_dict *w, cl_err *err)
 {
     for (size_t i = 0; i < w->count; i++)

@@ -76,6 +76,8 @@ void net_set_training(net *m, int training);
 /* Loads a state_dict (names and shapes checked, the first mismatch named in
  * the error; batch norm folded into the preceding conv for inference). */
 int net_load_weights(net *m, const wt_dict *w, cl_err *err);
+/* The same from a .pth or .safetensors file (wt_load, then net_load_weights). */
+int net_load_weights_file(net *m, const char *path, cl_err *err);
 
 void net_free(net *m);
 

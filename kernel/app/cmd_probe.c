@@ -95,13 +95,10 @@ static net *load_model(const probe_opts *o, cl_err *err)
 {
     net *m = zoo_build_seeded(o->arch, o->seed, err);
     if (!m || !o->weights) return m;
-    wt_dict *w = wt_load(o->weights, err);
-    if (!w || net_load_weights(m, w, err)) {
-        wt_free(w);
+    if (net_load_weights_file(m, o->weights, err)) {
         net_free(m);
         return NULL;
     }
-    wt_free(w);
     return m;
 }
 

@@ -157,13 +157,10 @@ static net *start_model(const tb_opts *o, cl_err *err)
     if (!m) return NULL;
     trn_init_params(m, o->t.seed);
     if (!o->weights) return m;
-    wt_dict *w = wt_load(o->weights, err);
-    if (!w || net_load_weights(m, w, err)) {
-        wt_free(w);
+    if (net_load_weights_file(m, o->weights, err)) {
         net_free(m);
         return NULL;
     }
-    wt_free(w);
     return m;
 }
 

@@ -172,13 +172,10 @@ static net *load_net(const probe_args *a, cl_err *err)
     }
     net *m = zoo_build(a->arch, err);
     if (!m || !a->weights) return m;
-    wt_dict *w = wt_load(a->weights, err);
-    if (!w || net_load_weights(m, w, err)) {
-        wt_free(w);
+    if (net_load_weights_file(m, a->weights, err)) {
         net_free(m);
         return NULL;
     }
-    wt_free(w);
     return m;
 }
 

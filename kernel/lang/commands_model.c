@@ -47,13 +47,10 @@ static int do_model(lc_call *c, lv_value **out, cl_err *err)
     }
     if (!m) return -1;
     if (weights) {
-        wt_dict *w = wt_load(weights, err);
-        if (!w || net_load_weights(m, w, err) < 0) {
-            wt_free(w);
+        if (net_load_weights_file(m, weights, err) < 0) {
             net_free(m);
             return lc_arg_error(c, "weights", err, err->code, "model: %s", err->msg);
         }
-        wt_free(w);
         origin = weights;
     }
     int64_t chw[3];
@@ -413,13 +410,10 @@ static int do_sequential(lc_call *c, lv_value **out, cl_err *err)
     /* `weights`: the same layers trained before and saved with `save n "f.safetensors"` */
     const char *weights = lc_text(c, "weights");
     if (weights) {
-        wt_dict *w = wt_load(weights, err);
-        if (!w || net_load_weights(m, w, err) < 0) {
-            wt_free(w);
+        if (net_load_weights_file(m, weights, err) < 0) {
             net_free(m);
             return lc_arg_error(c, "weights", err, err->code, "sequential: %s", err->msg);
         }
-        wt_free(w);
     }
     int64_t chw[3];
     net_input_shape(m, chw);
