@@ -1,5 +1,7 @@
 #include "engine/progress.h"
 
+#include <time.h>
+
 int cl_progress_cancelled(const cl_progress *p)
 {
     return p && p->cancel && atomic_load_explicit(p->cancel, memory_order_relaxed);
@@ -10,4 +12,30 @@ int cl_progress_step(const cl_progress *p, long done, long total, const char *wh
     if (cl_progress_cancelled(p)) return cl_err_set(err, CL_EINTERRUPT, "interrupted by the user");
     if (p && p->fn) p->fn(p->ctx, done, total, what);
     return 0;
+}
+
+double cl_progress_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int cl_progress_snapshot_due(const cl_progress *p, double *clock)
+{
+    if (!p || !p->snapshot) return 0;
+    double t = cl_progress_now();
+    if (*clock <= 0.0) {
+        *clock = t;
+        return 0;
+    }
+    double every = p->snapshot_every > 0.0 ? p->snapshot_every : CL_SNAPSHOT_EVERY;
+    return t - *clock >= every;
+}
+
+void cl_progress_snapshot(const cl_progress *p, const cl_snapshot *s, double *clock)
+{
+    if (!p || !p->snapshot) return;
+    p->snapshot(p->snapshot_ctx, s);
+    if (clock) *clock = cl_progress_now();
 }

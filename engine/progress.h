@@ -5,7 +5,15 @@
  * live display; a set cancel flag (written by the kernel's control thread or a
  * SIGINT handler) makes the loop stop with CL_EINTERRUPT.
  *
- * Ownership: the struct only borrows `ctx` and `cancel`.
+ * Snapshots (optional): a loop whose result is a picture (maximize, fool) can
+ * also show what it has so far.  It asks cl_progress_snapshot_due() once a
+ * step, which is true at most every `snapshot_every` seconds of wall time and
+ * never on the first ask (so a run shorter than that pays nothing), and then
+ * hands its current images to cl_progress_snapshot().  On an interrupt the
+ * loop sends one last snapshot of where it stopped before returning.
+ *
+ * Ownership: the struct only borrows `ctx`, `snapshot_ctx` and `cancel`; a
+ * snapshot callback borrows everything in its cl_snapshot for the call only.
  */
 #ifndef CNNLENS_PROGRESS_H
 #define CNNLENS_PROGRESS_H
@@ -13,6 +21,20 @@
 #include <stdatomic.h>
 
 #include "engine/err.h"
+#include "engine/tensor.h"
+
+/* Seconds between snapshots when snapshot_every is 0. */
+#define CL_SNAPSHOT_EVERY 0.3
+
+/* What a loop has so far, for a live picture. */
+typedef struct cl_snapshot {
+    const char *what;    /* the loop's name: "maximize", "fool" */
+    long done, total;    /* steps done (the image is after `done` steps), the most there are */
+    const tn_tensor *x;  /* the current images, (n,C,H,W) */
+    const float *values; /* the objective of each of the n images, or NULL */
+    float prob;          /* fool: the class probability of x; NaN for other loops */
+    int stopped;         /* 1: the loop was interrupted and this is where it stopped */
+} cl_snapshot;
 
 typedef struct cl_progress {
     /* Called with done/total steps and a short text; may be NULL. */
@@ -20,6 +42,10 @@ typedef struct cl_progress {
     void *ctx;
     /* Non-zero means "stop now"; may be NULL. */
     atomic_int *cancel;
+    /* The live picture; may be NULL (then no loop spends a cycle on it). */
+    void (*snapshot)(void *snapshot_ctx, const cl_snapshot *s);
+    void *snapshot_ctx;
+    double snapshot_every; /* seconds of wall time between snapshots; 0 = CL_SNAPSHOT_EVERY */
 } cl_progress;
 
 /* Returns -1 with CL_EINTERRUPT if the cancel flag is set, else reports progress
@@ -28,5 +54,16 @@ int cl_progress_step(const cl_progress *p, long done, long total, const char *wh
 
 /* Only checks the cancel flag (cheap: for inner loops). */
 int cl_progress_cancelled(const cl_progress *p);
+
+/* 1 if p has a snapshot callback and its interval has passed since *clock (the
+ * loop's own, zero at the start: the first ask only starts it), else 0. */
+int cl_progress_snapshot_due(const cl_progress *p, double *clock);
+
+/* Calls p's snapshot callback (if any) with s, then restarts *clock (clock may
+ * be NULL), so the time the callback takes is not taken from the loop's share. */
+void cl_progress_snapshot(const cl_progress *p, const cl_snapshot *s, double *clock);
+
+/* Wall-clock seconds (CLOCK_MONOTONIC) from an arbitrary start. */
+double cl_progress_now(void);
 
 #endif

@@ -56,6 +56,7 @@ int vis_fool(net *m, const vis_fool_opts *opts, const cl_progress *p, vis_fool_r
     if (o.lo < o.hi)
         for (int64_t i = 0; i < n; i++)
             x->data[i] = x->data[i] < o.lo ? o.lo : x->data[i] > o.hi ? o.hi : x->data[i];
+    double clock = 0.0; /* when the live picture was last shown */
     for (int step = 0;; step++) {
         if (net_forward(m, x, err)) goto fail;
         float prob = prob_and_seed(net_output(m), o.cls, seed);
@@ -63,9 +64,15 @@ int vis_fool(net *m, const vis_fool_opts *opts, const cl_progress *p, vis_fool_r
         out->steps = step;
         note_thresholds(out, prob, step);
         if (prob >= o.confidence || step == o.max_steps) break;
-        if (cl_progress_step(p, step, o.max_steps, "fool", err) ||
-            net_backward(m, vis_logits_node(m), seed, NET_INPUT, NET_RELU_PLAIN, err))
+        cl_snapshot snap = {
+            .what = "fool", .done = step, .total = o.max_steps, .x = x, .prob = prob};
+        if (cl_progress_step(p, step, o.max_steps, "fool", err)) {
+            snap.stopped = 1;
+            cl_progress_snapshot(p, &snap, &clock);
             goto fail;
+        }
+        if (cl_progress_snapshot_due(p, &clock)) cl_progress_snapshot(p, &snap, &clock);
+        if (net_backward(m, vis_logits_node(m), seed, NET_INPUT, NET_RELU_PLAIN, err)) goto fail;
         const float *g = net_input_grad(m)->data;
         double g2 = 0.0;
         for (int64_t i = 0; i < n; i++) g2 += (double)g[i] * g[i];

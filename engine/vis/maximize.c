@@ -17,6 +17,8 @@ typedef struct maxrun {
     tn_tensor *seed;          /* d objective / d layer output */
     float *g, *m1, *m2, *tmp; /* gradient, Adam moments, blur scratch (n*chw each) */
     int *dy, *dx;             /* this step's shift per image */
+    float *vals;              /* the units' values at this step's forward pass (n) */
+    double clock;             /* when the live picture was last shown */
     vis_rng rng;
 } maxrun;
 
@@ -61,7 +63,8 @@ static int alloc_run(maxrun *r, cl_err *err)
     r->tmp = calloc((size_t)all, sizeof(float));
     r->dy = calloc((size_t)n, sizeof(int));
     r->dx = calloc((size_t)n, sizeof(int));
-    if (!r->xs || !r->g || !r->m1 || !r->m2 || !r->tmp || !r->dy || !r->dx)
+    r->vals = calloc((size_t)n, sizeof(float));
+    if (!r->xs || !r->g || !r->m1 || !r->m2 || !r->tmp || !r->dy || !r->dx || !r->vals)
         return r->xs ? cl_err_set(err, CL_ENOMEM, "maximize: out of memory") : -1;
     return 0;
 }
@@ -76,6 +79,7 @@ static void free_run(maxrun *r)
     free(r->tmp);
     free(r->dy);
     free(r->dx);
+    free(r->vals);
 }
 
 static void init_images(maxrun *r)
@@ -134,8 +138,10 @@ static int measure(maxrun *r, float *out, cl_err *err)
     return 0;
 }
 
-/* d(objective)/d(x) into r->g: the unit's gradient through the jittered copy. */
-static int unit_gradient(maxrun *r, cl_err *err)
+/* d(objective)/d(x) into r->g: the unit's gradient through the jittered copy;
+ * with `values`, the units' values at this forward pass too (a shift changes
+ * a map's sum only at the edges, so they stand for the unjittered image's). */
+static int unit_gradient(maxrun *r, float *values, cl_err *err)
 {
     if (r->o.jitter) {
         int span = 2 * r->o.jitter + 1;
@@ -148,6 +154,7 @@ static int unit_gradient(maxrun *r, cl_err *err)
         memcpy(r->xs->data, r->x->data, sizeof(float) * r->n * r->chw);
     }
     if (net_forward(r->m, r->xs, err)) return -1;
+    if (values) unit_values(r, values);
     const tn_tensor *a = net_node_output(r->m, r->layer);
     if (!r->seed && !(r->seed = tn_new(a->ndim, a->shape, err))) return -1;
     int64_t K = a->shape[1], hw = a->ndim == 4 ? a->shape[2] * a->shape[3] : 1;
@@ -251,6 +258,19 @@ static void blur(maxrun *r)
     }
 }
 
+/* The live picture: the images after `done` steps (values: NULL or theirs). */
+static void snapshot(maxrun *r, const cl_progress *p, int done, const float *values, int stopped)
+{
+    cl_snapshot s = {.what = "maximize",
+                     .done = done,
+                     .total = r->o.steps,
+                     .x = r->x,
+                     .values = values,
+                     .prob = NAN,
+                     .stopped = stopped};
+    cl_progress_snapshot(p, &s, &r->clock);
+}
+
 tn_tensor *vis_maximize(net *m, int layer, const int *units, int n, const vis_max_opts *opts,
                         const cl_progress *p, float *objective, float *first, cl_err *err)
 {
@@ -270,8 +290,13 @@ tn_tensor *vis_maximize(net *m, int layer, const int *units, int n, const vis_ma
     init_images(&r);
     if (measure(&r, first, err)) goto fail;
     for (int t = 1; t <= r.o.steps; t++) {
-        if (cl_progress_step(p, t - 1, r.o.steps, "maximize", err) || unit_gradient(&r, err))
+        if (cl_progress_step(p, t - 1, r.o.steps, "maximize", err)) {
+            snapshot(&r, p, t - 1, NULL, 1);
             goto fail;
+        }
+        int due = cl_progress_snapshot_due(p, &r.clock);
+        if (unit_gradient(&r, due ? r.vals : NULL, err)) goto fail;
+        if (due) snapshot(&r, p, t - 1, r.vals, 0); /* x is still the image the values are of */
         penalties(&r);
         ascend(&r, t);
         if (r.o.blur_every && t % r.o.blur_every == 0 && t < r.o.steps) blur(&r);

@@ -255,7 +255,7 @@ static void fold_conv_biases(net *m)
 
 static int train(net *m, const ds_dataset *d, const tb_opts *o, cl_err *err)
 {
-    cl_progress p = {o->quiet ? NULL : show_progress, NULL, &tb_cancel};
+    cl_progress p = {.fn = o->quiet ? NULL : show_progress, .cancel = &tb_cancel};
     signal(SIGINT, on_sigint);
     trn_stats st;
     int rc = trn_fit(m, d, &o->t, &p, &st, err);

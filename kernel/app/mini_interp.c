@@ -268,7 +268,7 @@ static void sleep_ms(long ms)
 
 static int cmd_sleep(mi *m, double seconds, cl_err *err)
 {
-    cl_progress p = {NULL, NULL, &m->cancel};
+    cl_progress p = {.cancel = &m->cancel};
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
@@ -281,7 +281,7 @@ static int cmd_sleep(mi *m, double seconds, cl_err *err)
 
 static int cmd_loop(mi *m, double n, cl_err *err)
 {
-    cl_progress p = {NULL, NULL, &m->cancel};
+    cl_progress p = {.cancel = &m->cancel};
     volatile double acc = 0;
     for (long i = 0; i < (long)n; i++) {
         if (cl_progress_step(&p, i, (long)n, "loop", err)) return -1;

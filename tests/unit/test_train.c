@@ -121,7 +121,7 @@ Test(train, an_interrupted_run_keeps_a_usable_model)
     watch w;
     atomic_init(&w.cancel, 0);
     atomic_init(&w.batches, 0);
-    cl_progress p = {count_batches, &w, &w.cancel};
+    cl_progress p = {.fn = count_batches, .ctx = &w, .cancel = &w.cancel};
     trn_options o;
     trn_options_default(&o);
     o.epochs = 5;
