@@ -389,7 +389,7 @@ static int check_layout(st_entry *e, size_t n, uint64_t data_len, cl_err *err)
                               e[i].name, (unsigned long long)e[i].end,
                               (unsigned long long)data_len);
     }
-    qsort(e, n, sizeof *e, cmp_begin);
+    if (n > 1) qsort(e, n, sizeof *e, cmp_begin); /* a file of no tensors has e == NULL */
     uint64_t pos = 0;
     for (size_t i = 0; i < n; i++) {
         if (e[i].begin != pos)
