@@ -1,0 +1,208 @@
+"""A hostile network neighbour: the kernel listens only on the address of its
+connection file, and a client that knows the ports but not the key can make
+it do nothing at all -- no execution, no reply, no output, on any channel."""
+import hashlib
+import hmac
+import json
+import os
+import socket
+import subprocess
+import time
+import uuid
+
+import pytest
+import zmq
+from jupyter_client import BlockingKernelClient
+from jupyter_client.connect import write_connection_file
+
+TIMEOUT = 10
+
+
+class Kernel:
+    """`cnnlens kernel -f FILE` started by hand (so any address can be used)
+    with a jupyter_client client that holds the right key."""
+
+    def __init__(self, binary, tmp_path, ip="127.0.0.1"):
+        self.conn_file, self.info = write_connection_file(
+            str(tmp_path / f"kernel-{uuid.uuid4().hex}.json"), ip=ip,
+            key=uuid.uuid4().hex.encode())
+        self.stderr = open(tmp_path / "kernel-stderr.txt", "w+")
+        self.proc = subprocess.Popen([os.path.abspath(binary), "kernel", "-f", self.conn_file],
+                                     stdout=subprocess.DEVNULL, stderr=self.stderr, cwd=tmp_path)
+        self.kc = BlockingKernelClient()
+        self.kc.load_connection_file(self.conn_file)
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=TIMEOUT)
+
+    def run(self, code):
+        """Executes code; the reply and the IOPub messages up to its idle."""
+        msg_id = self.kc.execute(code)
+        reply = self.kc.get_shell_msg(timeout=TIMEOUT)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        out = []
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=TIMEOUT)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            out.append(msg)
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return reply, out
+
+    def log(self):
+        self.stderr.flush()
+        self.stderr.seek(0)
+        return self.stderr.read()
+
+    def close(self):
+        self.kc.stop_channels()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=TIMEOUT)
+        self.stderr.close()
+
+
+@pytest.fixture
+def kernel(cnnlens_bin, tmp_path):
+    k = Kernel(cnnlens_bin, tmp_path)
+    yield k
+    k.close()
+
+
+def listening_sockets(pid):
+    """(family, ip, port) of every TCP socket of `pid` in the LISTEN state."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for family, table in (("ipv4", "/proc/net/tcp"), ("ipv6", "/proc/net/tcp6")):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state != "0A" or inode not in inodes:
+                    continue
+                addr, port = local.split(":")
+                raw = bytes.fromhex(addr)
+                if family == "ipv4":
+                    ip = socket.inet_ntop(socket.AF_INET, raw[::-1])
+                else:  # four little-endian 32-bit words
+                    words = [raw[i:i + 4][::-1] for i in range(0, 16, 4)]
+                    ip = socket.inet_ntop(socket.AF_INET6, b"".join(words))
+                found.append((family, ip, int(port, 16)))
+    return found
+
+
+def ports(info):
+    return {info[k] for k in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")}
+
+
+@pytest.mark.parametrize("ip", ["127.0.0.1", "127.0.0.2"])
+def test_listens_only_on_the_connection_files_address(cnnlens_bin, tmp_path, ip):
+    k = Kernel(cnnlens_bin, tmp_path, ip=ip)
+    try:
+        listening = listening_sockets(k.proc.pid)
+        assert sorted(listening) == sorted(("ipv4", ip, p) for p in ports(k.info)), listening
+        reply, out = k.run("1 + 1")
+        assert reply["content"]["status"] == "ok"
+        if ip != "127.0.0.1":
+            # nothing answers on the same port at another loopback address
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", k.info["shell_port"]), timeout=2).close()
+    finally:
+        k.close()
+
+
+class Intruder:
+    """Knows the ports of the kernel, not its key: signs with a key of its own
+    (or not at all) and listens on shell, control and IOPub."""
+
+    def __init__(self, info, key=b"not-the-key"):
+        self.key = key
+        self.ctx = zmq.Context()
+        self.socks = {}
+        for name in ("shell", "control", "stdin"):
+            s = self.ctx.socket(zmq.DEALER)
+            s.linger = 0
+            s.connect(f"tcp://{info['ip']}:{info[name + '_port']}")
+            self.socks[name] = s
+        self.iopub = self.ctx.socket(zmq.SUB)
+        self.iopub.linger = 0
+        self.iopub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.iopub.connect(f"tcp://{info['ip']}:{info['iopub_port']}")
+        self.session = uuid.uuid4().hex
+        time.sleep(0.3)  # let the subscription reach the kernel
+
+    def send(self, channel, msg_type, content, signed=True):
+        msg_id = uuid.uuid4().hex
+        hdr = {"msg_id": msg_id, "session": self.session, "username": "intruder",
+               "date": "2026-11-27T23:00:00.000000Z", "msg_type": msg_type, "version": "5.3"}
+        parts = [json.dumps(hdr).encode(), b"{}", b"{}", json.dumps(content).encode()]
+        sig = b""
+        if signed:
+            h = hmac.new(self.key, digestmod=hashlib.sha256)
+            for p in parts:
+                h.update(p)
+            sig = h.hexdigest().encode()
+        self.socks[channel].send_multipart([b"<IDS|MSG>", sig] + parts)
+        return msg_id
+
+    def heard(self, msg_ids, seconds=1.0):
+        """Every frame that came back to us, or went out on IOPub, naming one of msg_ids."""
+        hits = []
+        deadline = time.time() + seconds
+        socks = list(self.socks.values()) + [self.iopub]
+        poller = zmq.Poller()
+        for s in socks:
+            poller.register(s, zmq.POLLIN)
+        while time.time() < deadline:
+            for s, _ in poller.poll(timeout=50):
+                frames = s.recv_multipart()
+                if s is not self.iopub or any(m.encode() in f for m in msg_ids for f in frames):
+                    hits.append(frames)
+        return hits
+
+    def close(self):
+        for s in self.socks.values():
+            s.close()
+        self.iopub.close()
+        self.ctx.term()
+
+
+@pytest.mark.parametrize("signed", [True, False], ids=["wrong-key", "unsigned"])
+def test_a_client_without_the_key_runs_nothing(kernel, tmp_path, signed):
+    target = tmp_path / "pwned.npy"
+    reply, _ = kernel.run("a = rand 2 2")
+    assert reply["content"]["status"] == "ok"
+    intruder = Intruder(kernel.info)
+    try:
+        code = f'secret = 42\nsave a "{target}"\nprint "pwned"'
+        ids = [intruder.send("shell", "execute_request",
+                             {"code": code, "silent": False, "store_history": True,
+                              "user_expressions": {}, "allow_stdin": False,
+                              "stop_on_error": True}, signed=signed),
+               intruder.send("shell", "kernel_info_request", {}, signed=signed),
+               intruder.send("control", "execute_request", {"code": code}, signed=signed),
+               intruder.send("control", "interrupt_request", {}, signed=signed),
+               intruder.send("control", "shutdown_request", {"restart": False}, signed=signed)]
+        hits = intruder.heard(ids)
+    finally:
+        intruder.close()
+    assert hits == [], f"the kernel answered a client without the key: {hits}"
+    assert not target.exists(), "a request without the key was executed"
+    assert not list(tmp_path.glob("pwned*")), "a request without the key left a file"
+    assert kernel.proc.poll() is None, "a shutdown_request without the key stopped the kernel"
+    # the real client: alive, and the intruder's variable does not exist
+    reply, out = kernel.run("secret")
+    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "NameError"
+    reply, out = kernel.run('print "still mine"')
+    assert [m["content"]["text"] for m in out if m["msg_type"] == "stream"] == ["still mine\n"]
+    log = kernel.log()
+    why = "invalid signature" if signed else "signature has 0 bytes"
+    assert log.count("dropped a message on shell: " + why) == 2, log
+    assert log.count("dropped a message on control: " + why) == 3, log
