@@ -11,10 +11,16 @@
 
 #include "engine/err.h"
 
+/* Failures are CL_EIO errors that name the file, say why (a full disk, no
+ * such folder, ...) and that nothing was written. */
 int atomic_write_file(const char *path, const void *data, size_t len, cl_err *err);
 
 /* Same, with the content produced by up to `n` chunks (e.g. a header and a body). */
 int atomic_write_chunks(const char *path, const void *const *chunks, const size_t *lens, int n,
                         cl_err *err);
+
+/* Removes the temporary files of writes still in progress on other threads:
+ * for a process about to exit without waiting for them. */
+void atomic_file_remove_partial(void);
 
 #endif

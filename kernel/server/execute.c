@@ -1,7 +1,9 @@
 /* execute_request: the cell's life on IOPub and the output callbacks. */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "kernel/server/sv_internal.h"
@@ -149,6 +151,23 @@ static void finish_error(sv_server *s, void *sock, const kp_msg *req, kn_exec_re
                             "user_expressions"));
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* A cell that worked on big images or tensors leaves their freed memory in
+ * malloc's heaps (glibc raises its mmap threshold after freeing a big block),
+ * so a kernel left running for a course would keep the high-water mark of
+ * every cell.  Handing free pages back after any cell that ran a while costs
+ * a fraction of that cell; quick cells (a millisecond) skip it. */
+static void release_free_memory(double cell_seconds)
+{
+    if (cell_seconds >= 0.01) malloc_trim(0);
+}
+
 static char *result_text(const kn_exec_result *res)
 {
     const char *t = json_string_value(json_object_get(res->result, "text/plain"));
@@ -184,7 +203,9 @@ void sv_execute(sv_server *s, void *sock, kp_msg *req)
     kn_exec_result res = {0};
     atomic_store(&s->interrupted, 0);
     sv_stream_begin(s, req);
+    double t0 = now_s();
     s->interp->vt->execute(s->interp, &ereq, &out, &res);
+    double cell_seconds = now_s() - t0;
     sv_stream_end(s);
 
     if (res.ok)
@@ -198,6 +219,7 @@ void sv_execute(sv_server *s, void *sock, kp_msg *req)
         free(text);
     }
     kn_exec_result_free(&res);
+    release_free_memory(cell_seconds);
 }
 
 void kn_exec_result_free(kn_exec_result *r)

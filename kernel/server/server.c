@@ -1,6 +1,7 @@
 #include "kernel/server/server.h"
 
 #include <errno.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "engine/io/atomic_file.h"
 #include "kernel/server/sv_internal.h"
 
 /* Parts beyond this are read and discarded: no front end sends more than a
@@ -129,14 +131,13 @@ void sv_interrupt(sv_server *s)
     if (s->interp && s->interp->vt->interrupt) s->interp->vt->interrupt(s->interp);
 }
 
+/* Async-signal-safe (SIGTERM's handler calls it): atomics and sem_post only. */
 void sv_request_quit(sv_server *s, int restart)
 {
     atomic_store(&s->restart, restart);
     sv_interrupt(s);
-    pthread_mutex_lock(&s->state_lock);
     atomic_store(&s->quit, 1);
-    pthread_cond_broadcast(&s->state_cond);
-    pthread_mutex_unlock(&s->state_lock);
+    sem_post(&s->quit_sem);
 }
 
 /* ---- threads --------------------------------------------------------------- */
@@ -189,30 +190,56 @@ static void *shell_main(void *arg)
     return NULL;
 }
 
-/* ---- SIGINT ------------------------------------------------------------------ */
+/* ---- signals ---------------------------------------------------------------- */
 
-static sv_server *volatile sigint_target;
+static sv_server *volatile signal_target;
 
+/* SIGINT interrupts the running cell, as an interrupt_request does. */
 static void on_sigint(int sig)
 {
     (void)sig;
-    sv_server *s = sigint_target;
+    sv_server *s = signal_target;
     if (s) sv_interrupt(s);
 }
 
-static void install_sigint(sv_server *s, int on)
+/* SIGTERM and SIGHUP (what a process manager or a closed terminal sends) shut
+ * the kernel down as a shutdown_request does: the cell is interrupted, the
+ * threads stop, temporary files go, and the exit status is 0. */
+static void on_quit_signal(int sig)
+{
+    sv_server *s = signal_target;
+    if (!s) return;
+    atomic_store(&s->quit_signal, sig);
+    sv_request_quit(s, 0);
+}
+
+static void install_signals(sv_server *s, int on)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
-    sigint_target = on ? s : NULL;
+    signal_target = on ? s : NULL;
     sa.sa_handler = on ? on_sigint : SIG_DFL;
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on ? on_quit_signal : SIG_DFL;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 }
 
 /* ---- set-up and tear-down -------------------------------------------------- */
 
-static void *open_socket(sv_server *s, int type, int port, cl_err *err)
+static const char *bind_hint(int e)
+{
+    if (e == EADDRINUSE)
+        return "another program holds the port: start the kernel again so that Jupyter picks "
+               "free ports";
+    if (e == EADDRNOTAVAIL) return "the connection file's ip is not an address of this machine";
+    return "check the connection file";
+}
+
+/* `name` is the port's key in the connection file at `path`, for the message. */
+static void *open_socket(sv_server *s, int type, int port, const char *name, const char *path,
+                         cl_err *err)
 {
     char ep[600];
     if (kp_conn_endpoint(&s->conn, port, ep, sizeof ep)) {
@@ -230,22 +257,24 @@ static void *open_socket(sv_server *s, int type, int port, cl_err *err)
      * 1000 would silently lose outputs, even the final `idle`). */
     if (type == ZMQ_PUB) zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero);
     if (zmq_bind(sock, ep) < 0) {
-        cl_err_set(err, CL_EIO, "cannot listen on %s: %s (is another kernel using the port?)", ep,
-                   zmq_strerror(errno));
+        int e = errno;
+        cl_err_set(err, CL_EIO, "cannot listen on %s (%s %d in '%s'): %s; %s", ep, name, port, path,
+                   zmq_strerror(e), bind_hint(e));
         zmq_close(sock);
         return NULL;
     }
     return sock;
 }
 
-static int open_sockets(sv_server *s, cl_err *err)
+static int open_sockets(sv_server *s, const char *path, cl_err *err)
 {
     kp_conn *c = &s->conn;
-    if (!(s->shell = open_socket(s, ZMQ_ROUTER, c->shell_port, err))) return -1;
-    if (!(s->control = open_socket(s, ZMQ_ROUTER, c->control_port, err))) return -1;
-    if (!(s->stdin_sock = open_socket(s, ZMQ_ROUTER, c->stdin_port, err))) return -1;
-    if (!(s->iopub = open_socket(s, ZMQ_PUB, c->iopub_port, err))) return -1;
-    if (!(s->hb = open_socket(s, ZMQ_ROUTER, c->hb_port, err))) return -1;
+    if (!(s->shell = open_socket(s, ZMQ_ROUTER, c->shell_port, "shell_port", path, err)) ||
+        !(s->control = open_socket(s, ZMQ_ROUTER, c->control_port, "control_port", path, err)) ||
+        !(s->stdin_sock = open_socket(s, ZMQ_ROUTER, c->stdin_port, "stdin_port", path, err)) ||
+        !(s->iopub = open_socket(s, ZMQ_PUB, c->iopub_port, "iopub_port", path, err)) ||
+        !(s->hb = open_socket(s, ZMQ_ROUTER, c->hb_port, "hb_port", path, err)))
+        return -1;
     return 0;
 }
 
@@ -263,8 +292,7 @@ static int server_init(sv_server *s, const char *path, kn_interp *interp, cl_err
     memset(s, 0, sizeof *s);
     s->interp = interp;
     pthread_mutex_init(&s->iopub_lock, NULL);
-    pthread_mutex_init(&s->state_lock, NULL);
-    pthread_cond_init(&s->state_cond, NULL);
+    sem_init(&s->quit_sem, 0, 0);
     sv_hist_init(&s->hist);
     kp_uuid4(s->session);
     if (kp_conn_load(path, &s->conn, err)) return -1;
@@ -272,7 +300,7 @@ static int server_init(sv_server *s, const char *path, kn_interp *interp, cl_err
     if (!(s->seen = kp_sigset_new(4096))) return cl_err_set(err, CL_ENOMEM, "out of memory");
     if (!(s->zctx = zmq_ctx_new()))
         return cl_err_set(err, CL_EIO, "cannot start ZeroMQ: %s", zmq_strerror(errno));
-    return open_sockets(s, err);
+    return open_sockets(s, path, err);
 }
 
 static void server_free(sv_server *s)
@@ -283,16 +311,14 @@ static void server_free(sv_server *s)
     kp_sigset_free(s->seen);
     kp_conn_clear(&s->conn);
     sv_hist_clear(&s->hist);
-    pthread_cond_destroy(&s->state_cond);
-    pthread_mutex_destroy(&s->state_lock);
+    sem_destroy(&s->quit_sem);
     pthread_mutex_destroy(&s->iopub_lock);
 }
 
 static void wait_for_quit(sv_server *s)
 {
-    pthread_mutex_lock(&s->state_lock);
-    while (!atomic_load(&s->quit)) pthread_cond_wait(&s->state_cond, &s->state_lock);
-    pthread_mutex_unlock(&s->state_lock);
+    while (!atomic_load(&s->quit))
+        if (sem_wait(&s->quit_sem) && errno != EINTR) break;
 }
 
 /* The shell thread may be deep inside a cell that ignores interrupts; give it
@@ -321,7 +347,7 @@ int sv_run(const char *connection_file, kn_interp *interp, cl_err *err)
         free(s);
         return cl_err_set(err, CL_ENOMEM, "cannot start a thread");
     }
-    install_sigint(s, 1);
+    install_signals(s, 1);
     sv_publish_status(s, NULL, "starting");
     void *(*mains[3])(void *) = {heartbeat_main, control_main, shell_main};
     pthread_t th[3];
@@ -330,6 +356,8 @@ int sv_run(const char *connection_file, kn_interp *interp, cl_err *err)
         failed = !(started[i] = !pthread_create(&th[i], NULL, mains[i], s));
     if (failed) sv_request_quit(s, 0);
     wait_for_quit(s);
+    int sig = atomic_load(&s->quit_signal);
+    if (sig) sv_log("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGHUP");
     /* Blocking calls in every thread return ETERM from here on. */
     zmq_ctx_shutdown(s->zctx);
     if (started[0]) {
@@ -338,10 +366,11 @@ int sv_run(const char *connection_file, kn_interp *interp, cl_err *err)
     }
     if (started[1]) pthread_join(th[1], NULL);
     int shell_done = !started[2] || join_within(th[2], 80);
-    install_sigint(s, 0);
+    install_signals(s, 0);
     if (!shell_done) {
         sv_log("the running cell did not stop; exiting without it");
-        return 1; /* the process ends now; its memory goes with it */
+        atomic_file_remove_partial(); /* a save it was writing must not leave a temp file */
+        return 1;                     /* the process ends now; its memory goes with it */
     }
     if (interp->vt->shutdown) interp->vt->shutdown(interp, atomic_load(&s->restart));
     sv_stream_stop(s);

@@ -9,6 +9,7 @@
 #define CNNLENS_SV_INTERNAL_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -63,9 +64,9 @@ typedef struct sv_server {
     kn_interp *interp;
 
     pthread_mutex_t iopub_lock;
-    pthread_mutex_t state_lock;
-    pthread_cond_t state_cond;
+    sem_t quit_sem;         /* posted with `quit` (a semaphore: signal handlers post it) */
     atomic_int quit;        /* a shutdown was answered: stop serving */
+    atomic_int quit_signal; /* ... or SIGTERM/SIGHUP arrived: its number */
     atomic_int restart;     /* ... and it asked for a restart */
     atomic_int interrupted; /* an interrupt arrived since the cell started */
 
@@ -111,7 +112,8 @@ void sv_execute(sv_server *s, void *sock, kp_msg *req);
 /* Asks the running cell to stop (control thread, SIGINT handler): only
  * touches atomics and the interpreter's own interrupt hook. */
 void sv_interrupt(sv_server *s);
-/* Records that a shutdown was answered; the main thread wakes and stops. */
+/* Records that a shutdown was answered (or SIGTERM came); the main thread
+ * wakes and stops.  Async-signal-safe. */
 void sv_request_quit(sv_server *s, int restart);
 
 void sv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
