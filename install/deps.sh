@@ -16,6 +16,7 @@ test_pkgs=(
   jupyter-nbconvert jupyter-notebook python3-jupyter-kernel-test jupyter-console
   python3-torch python3-torchvision python3-opencv python3-psutil python3-ipykernel
   valgrind
+  clang libclang-rt-dev
   chromium
 )
 

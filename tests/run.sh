@@ -18,3 +18,4 @@ cmake --build build-asan -j"$jobs"
 echo "== tests (ASan + UBSan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j1 -L "${CNNLENS_ASAN_LABELS:-unit|asan}"
+echo "== fuzz (budget)"; bash fuzz/run.sh
