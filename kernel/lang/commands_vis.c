@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/image.h"
 #include "engine/render.h"
 #include "engine/vis/vis.h"
 #include "kernel/lang/lens_engine.h"
@@ -290,9 +291,8 @@ static void compare_caption(const lc_call *c, const net *m, const char *layer, i
 }
 
 /* One overlay tile of `kind` for class cls (-1: the predicted one). */
-static int compare_tile(lc_call *c, net *m, const tn_tensor *x, const tn_tensor *img01,
-                        int layer, int cls, vis_cam_kind kind, int size, rd_tiles *tiles,
-                        cl_err *err)
+static int compare_tile(lc_call *c, net *m, const tn_tensor *x, const tn_tensor *img01, int layer,
+                        int cls, vis_cam_kind kind, int size, rd_tiles *tiles, cl_err *err)
 {
     cl_progress p = ss_progress(c->s);
     int used = -1;
@@ -320,7 +320,8 @@ static int do_compare(lc_call *c, lv_value **out, cl_err *err)
     for (int i = 0; i < c->nrest; i++) models[nm++] = c->rest[i];
     if (!nm) {
         if (!c->s->model || c->s->model->kind != LV_MODEL)
-            return cl_err_set(err, CL_EINVAL, "compare needs a model: load one first, e.g. `m = model fashion`");
+            return cl_err_set(err, CL_EINVAL,
+                              "compare needs a model: load one first, e.g. `m = model fashion`");
         models[nm++] = c->s->model;
     }
     vis_cam_kind kind;
@@ -328,7 +329,8 @@ static int do_compare(lc_call *c, lv_value **out, cl_err *err)
         return lc_arg_error(c, "method", err, err->code, "compare: %s", err->msg);
     int size = (int)lc_num(c, "size", 210);
     if (size < 16 || size > 1024)
-        return lc_arg_error(c, "size", err, CL_EINVAL, "compare: size must be 16..1024, got %d", size);
+        return lc_arg_error(c, "size", err, CL_EINVAL, "compare: size must be 16..1024, got %d",
+                            size);
     tn_tensor *img01 = lv_image01(c->v[0], err);
     if (!img01) return -1;
     rd_tiles *tiles = rd_tiles_new(err);
@@ -340,11 +342,14 @@ static int do_compare(lc_call *c, lv_value **out, cl_err *err)
         if (le_input(c, m, "x", &x, err) < 0 || (layer = le_default_layer(m)) < 0 ||
             (picked && le_class(c, m, "class", &cls, err) < 0)) {
             rc = -1;
-            if (layer < 0) cl_err_set(err, CL_EINVAL, "compare: %s has no layer with feature maps", net_arch(m));
+            if (layer < 0)
+                cl_err_set(err, CL_EINVAL, "compare: %s has no layer with feature maps",
+                           net_arch(m));
             break;
         }
         rc = compare_tile(c, m, &x, img01, layer, -1, kind, size, tiles, err);
-        if (rc == 0 && picked) rc = compare_tile(c, m, &x, img01, layer, cls, kind, size, tiles, err);
+        if (rc == 0 && picked)
+            rc = compare_tile(c, m, &x, img01, layer, cls, kind, size, tiles, err);
     }
     tn_free(img01);
     if (rc < 0) {
@@ -441,6 +446,211 @@ static int do_activations(lc_call *c, lv_value **out, cl_err *err)
     return (*out = grid_value(tiles, numbers, desc, err)) ? 0 : -1;
 }
 
+/* ---- live pictures of maximize and fool -------------------------------- */
+
+/* A live picture stays under this many bytes of PNG: one every 0.3 s is then
+ * at most a third of the 1 MB/s a notebook server passes on IOPub. */
+#define LIVE_MAX_PNG (96 * 1024)
+
+/* Image i of a batch (n,C,H,W) as a (C,H,W) view. */
+static tn_tensor batch_item(const tn_tensor *b, int i)
+{
+    tn_tensor one = *b;
+    one.ndim = 3;
+    for (int d = 0; d < 3; d++) {
+        one.shape[d] = b->shape[d + 1];
+        one.stride[d] = b->stride[d + 1];
+    }
+    one.data = b->data + (size_t)i * b->stride[0];
+    one.cap = 0;
+    return one;
+}
+
+/* A (C,H,W) tensor no longer than `side` on its longer side (bilinear, as
+ * cv2.resize); side <= 0 or a small image: a copy. */
+static tn_tensor *fit_side(const tn_tensor *x, int side, cl_err *err)
+{
+    int64_t h = x->shape[x->ndim - 2], w = x->shape[x->ndim - 1], longer = h > w ? h : w;
+    if (side <= 0 || longer <= side) return tn_clone(x, err);
+    int oh = (int)(h * side / longer), ow = (int)(w * side / longer);
+    return img_resize(x, oh < 1 ? 1 : oh, ow < 1 ? 1 : ow, err);
+}
+
+/* A unit's value as a short caption number ("12.3", "-0.0456", "12345"). */
+static void short_num(float v, char *buf, size_t n)
+{
+    snprintf(buf, n, fabsf(v) >= 1000.0f ? "%.0f" : "%.3g", (double)v);
+}
+
+/* One tile per image, each min-max scaled on its own like the lecture's
+ * figures, captioned "filter 3" or, with values (live), "3: 12.3"; images
+ * longer than `side` are shrunk first (side <= 0: as they are). */
+static rd_tiles *max_tiles(const tn_tensor *imgs, const int *units, const char *which,
+                           const float *values, int side, cl_err *err)
+{
+    rd_tiles *tiles = rd_tiles_new(err);
+    for (int i = 0; tiles && i < (int)imgs->shape[0]; i++) {
+        tn_tensor one = batch_item(imgs, i);
+        tn_tensor *small = side > 0 ? fit_side(&one, side, err) : NULL;
+        rd_image *im = side > 0 && !small ? NULL : rd_from_tensor(small ? small : &one, 1, err);
+        tn_free(small);
+        char cap[64], num[32];
+        if (values) {
+            short_num(values[i], num, sizeof num);
+            snprintf(cap, sizeof cap, "%d: %s", units[i], num);
+        } else {
+            snprintf(cap, sizeof cap, "%s %d", which ? which : "unit", units[i]);
+        }
+        if (!im || rd_tiles_add(tiles, im, cap, err) < 0) {
+            rd_tiles_free(tiles);
+            tiles = NULL;
+        }
+    }
+    return tiles;
+}
+
+/* im (taken) under a white strip with `text`, one line per '\n'. */
+static rd_image *with_banner(rd_image *im, const char *text, cl_err *err)
+{
+    static const uint8_t ink[3] = {0, 0, 0};
+    int lines = 1;
+    for (const char *p = text; *p; p++) lines += *p == '\n';
+    int scale = im->w >= 320 ? 2 : 1, line_h = (RD_FONT_H + 3) * scale;
+    rd_image *o = rd_image_new(im->w, im->h + lines * line_h + 2 * scale, 3, err);
+    if (o) {
+        memset(o->pix, 255, (size_t)o->w * o->h * 3);
+        uint8_t *d = o->pix + (size_t)(lines * line_h + 2 * scale) * o->w * 3;
+        for (int i = 0; i < im->w * im->h; i++)
+            for (int k = 0; k < 3; k++) d[3 * i + k] = im->pix[im->c * i + (im->c == 3 ? k : 0)];
+        char line[256];
+        const char *p = text;
+        for (int l = 0; l < lines; l++) {
+            size_t len = strcspn(p, "\n");
+            snprintf(line, sizeof line, "%.*s", (int)(len < 255 ? len : 255), p);
+            rd_draw_text(o, 2 * scale, 2 * scale + l * line_h, line, ink, scale);
+            p += len + (p[len] == '\n');
+        }
+    }
+    rd_image_free(im);
+    return o;
+}
+
+/* What the live display of maximize or fool draws and says. */
+typedef struct live_pic {
+    le_live live;
+    const char *layer, *which, *range; /* maximize: "conv2", "filter", "0..13" */
+    const int *units;
+    char what[160]; /* fool: "class 3 (Dress)" */
+    char cls[32];   /* fool: "class 3" */
+    int shrink;     /* how many times the picture had to shrink to fit LIVE_MAX_PNG */
+} live_pic;
+
+/* The picture of a snapshot at shrink level k (each level 0.7 times smaller). */
+static rd_image *live_image(const live_pic *L, const cl_snapshot *s, int k, cl_err *err)
+{
+    double f = pow(0.7, k);
+    int64_t n = s->x->shape[0], C = s->x->shape[1], H = s->x->shape[2], W = s->x->shape[3];
+    int64_t longer = H > W ? H : W;
+    /* Start where noise (PNG's worst case) would just fit, so that big
+     * ImageNet batches do not try their full size first. */
+    double fits = sqrt(2.0 * LIVE_MAX_PNG / (double)(n * C));
+    int side = (int)(f * (fits < (double)longer ? fits : (double)longer));
+    if (side < 8) side = 8;
+    /* The step and what the numbers are; the numbers sit under each tile. */
+    char banner[160];
+    int len = snprintf(banner, sizeof banner, "step %ld/%ld", s->done, s->total);
+    if (!isnan(s->prob))
+        len += snprintf(banner + len, sizeof banner - (size_t)len, "  p(%s) = %.4f", L->cls,
+                        (double)s->prob);
+    else if (s->values)
+        len += snprintf(banner + len, sizeof banner - (size_t)len, "\n%s",
+                        !L->which || !strcmp(L->which, "filter") ? "filter: sum a^k"
+                        : !strcmp(L->which, "class")             ? "class: logit"
+                                                                 : "neuron: value");
+    if (s->stopped) snprintf(banner + len, sizeof banner - (size_t)len, "\nstopped");
+    rd_image *im = NULL;
+    if (!strcmp(s->what, "maximize")) {
+        rd_tiles *tiles = max_tiles(s->x, L->units, L->which, s->values, side, err);
+        rd_grid_opts go = {.cols = 0, .tile = (int)(64 * f), .pad = 4};
+        im = tiles ? rd_grid(tiles, &go, err) : NULL;
+        rd_tiles_free(tiles);
+    } else { /* fool: shown as its final figure is, enlarged to about 224 pixels */
+        tn_tensor one = batch_item(s->x, 0);
+        tn_tensor *t = fit_side(&one, side, err);
+        for (int64_t i = 0; t && i < tn_numel(t); i++)
+            t->data[i] = t->data[i] < 0.0f ? 0.0f : t->data[i] > 1.0f ? 1.0f : t->data[i];
+        rd_image *small = t ? rd_from_tensor(t, 0, err) : NULL;
+        tn_free(t);
+        int64_t got = small ? (small->w > small->h ? small->w : small->h) : 1;
+        int up = got < 224 ? (int)(224 * f / (double)got) : 1;
+        im = small && up > 1 ? rd_scale_nearest(small, up, err) : small;
+        if (im != small) rd_image_free(small);
+    }
+    return im ? with_banner(im, banner, err) : NULL;
+}
+
+static void live_text(const live_pic *L, const cl_snapshot *s, char *buf, size_t n)
+{
+    int len;
+    if (!strcmp(s->what, "fool"))
+        len = snprintf(buf, n, "fool %s: step %ld of %ld, probability %.4f", L->what, s->done,
+                       s->total, (double)s->prob);
+    else
+        len = snprintf(buf, n, "maximize %s %s %s: step %ld of %ld", L->layer,
+                       L->which ? L->which : "unit", L->range, s->done, s->total);
+    for (int i = 0; s->values && i < (int)s->x->shape[0] && len > 0 && (size_t)len < n; i++)
+        len += snprintf(buf + len, n - (size_t)len, "%s%d: %g", i ? ", " : "; values ", L->units[i],
+                        (double)s->values[i]);
+    if (s->stopped && len > 0 && (size_t)len < n)
+        snprintf(buf + len, n - (size_t)len, " (stopped)");
+}
+
+/* The engine's snapshot callback: a picture under LIVE_MAX_PNG bytes, else
+ * nothing (the progress text stays). */
+static void live_snapshot(void *ctx, const cl_snapshot *s)
+{
+    live_pic *L = ctx;
+    cl_err err = {0};
+    for (int k = L->shrink; k < L->shrink + 8; k++) {
+        rd_image *im = live_image(L, s, k, &err);
+        uint8_t *png = NULL;
+        size_t len = 0;
+        int ok = im && rd_png(im, &png, &len, &err) == 0;
+        rd_image_free(im);
+        if (ok && len <= LIVE_MAX_PNG) {
+            char text[1024];
+            live_text(L, s, text, sizeof text);
+            le_live_picture(&L->live, png, len, text);
+            L->shrink = k; /* the next picture starts at the size that fitted */
+        }
+        free(png);
+        if (!ok || len <= LIVE_MAX_PNG) return;
+    }
+}
+
+/* A live display whose progress bar turns into pictures when someone watches. */
+static cl_progress live_pic_start(live_pic *L, lc_call *c)
+{
+    cl_progress p = le_live_start(&L->live, c);
+    if (le_live_watched(c)) {
+        p.snapshot = live_snapshot;
+        p.snapshot_ctx = L;
+    }
+    return p;
+}
+
+/* "0..13" or "3" for the text of a live display. */
+static void range_text(lc_call *c, const char *which, char *buf, size_t n)
+{
+    lv_value *v = which ? lc_get(c, which) : NULL;
+    if (!v)
+        snprintf(buf, n, "0");
+    else if (v->kind == LV_NUM)
+        snprintf(buf, n, "%g", v->num);
+    else
+        snprintf(buf, n, "%lld..%lld", (long long)v->lo, (long long)v->hi);
+}
+
 static int do_maximize(lc_call *c, lv_value **out, cl_err *err)
 {
     net *m = le_model(c, err);
@@ -485,31 +695,15 @@ static int do_maximize(lc_call *c, lv_value **out, cl_err *err)
         o.init = VIS_INIT_ZEROS; /* `from 0`: a blank image */
     }
     o.seed = ss_rand_u64(c->s);
-    le_live live;
-    cl_progress p = le_live_start(&live, c);
+    char range[64];
+    range_text(c, which, range, sizeof range);
+    live_pic live = {.layer = info.name, .which = which, .range = range, .units = units};
+    cl_progress p = live_pic_start(&live, c);
     float *obj = malloc((size_t)n * sizeof *obj);
     tn_tensor *imgs = obj ? vis_maximize(m, node, units, n, &o, &p, obj, NULL, err) : NULL;
-    le_live_finish(&live, imgs ? "maximize: done" : "maximize: stopped");
+    le_live_finish(&live.live, imgs ? "maximize: done" : "maximize: stopped");
     if (!obj) oom(err);
-    rd_tiles *tiles = imgs ? rd_tiles_new(err) : NULL;
-    for (int i = 0; tiles && i < n; i++) {
-        /* Each image min-max scaled on its own, like the lecture's figures. */
-        tn_tensor one = *imgs;
-        one.ndim = 3;
-        for (int d = 0; d < 3; d++) {
-            one.shape[d] = imgs->shape[d + 1];
-            one.stride[d] = imgs->stride[d + 1];
-        }
-        one.data = imgs->data + (size_t)i * imgs->stride[0];
-        one.cap = 0;
-        rd_image *im = rd_from_tensor(&one, 1, err);
-        char cap[64];
-        snprintf(cap, sizeof cap, "%s %d", which ? which : "unit", units[i]);
-        if (!im || rd_tiles_add(tiles, im, cap, err) < 0) {
-            rd_tiles_free(tiles);
-            tiles = NULL;
-        }
-    }
+    rd_tiles *tiles = imgs ? max_tiles(imgs, units, which, NULL, 0, err) : NULL;
     free(units);
     free(obj);
     if (!tiles) {
@@ -535,11 +729,13 @@ static int do_fool(lc_call *c, lv_value **out, cl_err *err)
     o.max_steps = (int)lc_num(c, "steps", 2000);
     le_valid_range(m, &o.lo, &o.hi);
     o.seed = ss_rand_u64(c->s);
-    le_live live;
-    cl_progress p = le_live_start(&live, c);
+    live_pic live = {0};
+    class_text(c, cls, live.what, sizeof live.what);
+    snprintf(live.cls, sizeof live.cls, "class %d", cls);
+    cl_progress p = live_pic_start(&live, c);
     vis_fool_result r = {0};
     int rc = vis_fool(m, &o, &p, &r, err);
-    le_live_finish(&live, rc < 0 ? "fool: stopped" : "fool: done");
+    le_live_finish(&live.live, rc < 0 ? "fool: stopped" : "fool: done");
     if (rc < 0) return -1;
     drop_batch(r.image, 1);
     char what[160], desc[256];

@@ -1,5 +1,7 @@
 #include "kernel/lang/lens_engine.h"
 
+#include "kernel/lang/picture.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +160,7 @@ static void live_show(le_live *L, const char *text)
 static void live_fn(void *ctx, long done, long total, const char *what)
 {
     le_live *L = ctx;
+    if (L->pictured) return; /* the picture carries its own step count */
     double t = now();
     if (L->shown && t - L->last < 0.1 && done < total) return;
     L->last = t;
@@ -181,9 +184,31 @@ cl_progress le_live_start(le_live *L, lc_call *c)
 
 void le_live_finish(le_live *L, const char *text)
 {
+    ss_session *s = L->c->s;
+    s->live_end[0] = '\0';
     if (!L->shown || !text) return;
-    live_show(L, text);
-    snprintf(L->c->s->live_id, sizeof L->c->s->live_id, "%s", L->id);
+    if (L->pictured)
+        snprintf(s->live_end, sizeof s->live_end, "%s", text);
+    else
+        live_show(L, text);
+    snprintf(s->live_id, sizeof s->live_id, "%s", L->id);
+}
+
+int le_live_watched(const lc_call *c)
+{
+    return c->s->delay > 0.0;
+}
+
+void le_live_picture(le_live *L, const uint8_t *png, size_t len, const char *text)
+{
+    char *b64 = pic_base64(png, len);
+    json_t *b = b64 ? json_pack("{s:s, s:s}", "image/png", b64, "text/plain", text) : NULL;
+    free(b64);
+    if (!b) return; /* out of memory: the live picture is a nicety, the run goes on */
+    ss_display(L->c->s, b, L->id, L->shown);
+    json_decref(b);
+    L->shown = 1;
+    L->pictured = 1;
 }
 
 void le_set_layer_names(lv_value *model, const net *m)

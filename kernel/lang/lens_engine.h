@@ -43,10 +43,19 @@ typedef struct le_live {
     const char *verb;
     double last;
     int shown;
+    int pictured; /* it shows a picture (le_live_picture): progress text no longer replaces it */
 } le_live;
 cl_progress le_live_start(le_live *L, lc_call *c);
-/* Replaces the live display with a final text (or leaves it if never shown). */
+/* Replaces the live display with a final text (or leaves it if never shown).
+ * A display showing a picture keeps it until the statement's next display
+ * replaces it; only if none does is it replaced by the text when the statement
+ * ends well (ss_live_end), so an interrupted run leaves its last picture. */
 void le_live_finish(le_live *L, const char *text);
+/* Whether live pictures are worth their cost: someone watches (a notebook),
+ * not `cnnlens run` (which sets no delay for step-by-step displays). */
+int le_live_watched(const lc_call *c);
+/* Shows a PNG (borrowed) with a text in the live display. */
+void le_live_picture(le_live *L, const uint8_t *png, size_t len, const char *text);
 
 /* Names for completion of a model's layers (copied into the value). */
 void le_set_layer_names(lv_value *model, const net *m);

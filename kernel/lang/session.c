@@ -201,6 +201,7 @@ void ss_display(ss_session *s, json_t *bundle, const char *display_id, int updat
     if (!display_id && !update && s->live_id[0]) {
         memcpy(live, s->live_id, sizeof live);
         s->live_id[0] = '\0';
+        s->live_end[0] = '\0';
         display_id = live;
         update = 1;
     }
@@ -212,4 +213,14 @@ void ss_display(ss_session *s, json_t *bundle, const char *display_id, int updat
 void ss_new_display_id(ss_session *s, char *buf, size_t n)
 {
     snprintf(buf, n, "lens-%ld-%d", (long)getpid(), ++s->display_seq);
+}
+
+void ss_live_end(ss_session *s)
+{
+    if (s->live_id[0] && s->live_end[0]) {
+        json_t *b = json_pack("{s:s}", "text/plain", s->live_end);
+        if (b) ss_display(s, b, s->live_id, 1);
+        json_decref(b);
+    }
+    s->live_end[0] = '\0';
 }

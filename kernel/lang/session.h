@@ -43,8 +43,11 @@ typedef struct ss_session {
      * plain display of the same statement replaces it, so a live progress bar
      * ends as the figure instead of leaving a "done" line behind. */
     char live_id[64];
-    const char *src;   /* the running cell's source (borrowed) */
-    int allow_stdin;   /* the running cell may ask for input */
+    /* ...and the text it ends with if no display replaces it (a live picture
+     * waits for that; see le_live_finish). */
+    char live_end[128];
+    const char *src; /* the running cell's source (borrowed) */
+    int allow_stdin; /* the running cell may ask for input */
 } ss_session;
 
 ss_session *ss_new(cl_err *err);
@@ -80,5 +83,8 @@ void ss_stream(ss_session *s, const char *name, const char *text);
 void ss_display(ss_session *s, json_t *bundle, const char *display_id, int update);
 /* A fresh display id ("lens-<pid>-<n>"), written to buf. */
 void ss_new_display_id(ss_session *s, char *buf, size_t n);
+/* At the end of a statement that went well: a live display that no display
+ * replaced and that waits for its final text (live_end) gets it. */
+void ss_live_end(ss_session *s);
 
 #endif
