@@ -448,9 +448,10 @@ static int do_activations(lc_call *c, lv_value **out, cl_err *err)
 
 /* ---- live pictures of maximize and fool -------------------------------- */
 
-/* A live picture stays under this many bytes of PNG: one every 0.3 s is then
- * at most a third of the 1 MB/s a notebook server passes on IOPub. */
-#define LIVE_MAX_PNG (96 * 1024)
+/* A live picture stays under this many bytes of PNG, 96 kB as base64 in its
+ * message: one every 0.3 s is then at most a third of the 1 MB/s a notebook
+ * server passes on IOPub. */
+#define LIVE_MAX_PNG (72 * 1024)
 
 /* Image i of a batch (n,C,H,W) as a (C,H,W) view. */
 static tn_tensor batch_item(const tn_tensor *b, int i)
