@@ -226,6 +226,10 @@ tn_tensor *npy_read(const char *path, cl_err *err)
     fm_map m;
     if (fm_open(&m, path, err)) return NULL;
     tn_tensor *t = read_mapped(&m, err);
+    if (t && fm_check(&m, err)) {
+        tn_free(t);
+        t = NULL;
+    }
     fm_close(&m);
     if (!t) cl_err_prefix(err, "'%s'", path);
     return t;

@@ -109,6 +109,7 @@ wt_dict *wt_load(const char *path, cl_err *err)
                             "not a weights file: expected a PyTorch .pth (zip or legacy) or a "
                             ".safetensors file");
     }
+    if (!rc) rc = fm_check(&m, err);
     fm_close(&m);
     if (rc) {
         cl_err_prefix(err, "'%s'", path);

@@ -41,7 +41,7 @@ wt_dict *fw_parse(const uint8_t *bytes, size_t len, cl_err *err)
 {
     wt_dict *d = wt_new(err);
     if (!d) return NULL;
-    fm_map map = {bytes, len};
+    fm_map map = {.data = bytes, .size = len};
     if (st_load(&map, d, err)) {
         wt_free(d);
         return NULL;

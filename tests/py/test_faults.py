@@ -1,0 +1,386 @@
+"""Faults a kernel left running for a course meets: the client vanishes in
+the middle of a cell, the connection file names a port already in use, the
+disk fills up during `save`, SIGTERM arrives during a cell, and a weight file
+is replaced, rewritten or truncated while the kernel reads it."""
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import numpy as np
+import pytest
+from jupyter_client import BlockingKernelClient
+from jupyter_client.connect import write_connection_file
+
+TIMEOUT = 10
+
+
+class Kernel:
+    """`cnnlens kernel -f FILE` started by hand, with a client holding the key."""
+
+    def __init__(self, binary, folder, preexec_fn=None):
+        self.folder = folder
+        self.conn_file, self.info = write_connection_file(
+            str(folder / f"kernel-{uuid.uuid4().hex}.json"), ip="127.0.0.1",
+            key=uuid.uuid4().hex.encode())
+        with open(self.conn_file, "rb") as f:
+            self.conn_bytes = f.read()
+        self.stderr = open(folder / "kernel-stderr.txt", "w+")
+        self.proc = subprocess.Popen([os.path.abspath(binary), "kernel", "-f", self.conn_file],
+                                     stdout=subprocess.DEVNULL, stderr=self.stderr, cwd=folder,
+                                     preexec_fn=preexec_fn)
+        self.kc = self.client()
+
+    def client(self, ready=True):
+        kc = BlockingKernelClient()
+        kc.load_connection_file(self.conn_file)
+        kc.start_channels()
+        if ready:
+            kc.wait_for_ready(timeout=TIMEOUT)
+        return kc
+
+    def run(self, code, kc=None, timeout=TIMEOUT):
+        """Executes code; the reply and the IOPub messages up to its idle."""
+        kc = kc or self.kc
+        msg_id = kc.execute(code)
+        deadline = time.time() + timeout
+        while True:
+            reply = kc.get_shell_msg(timeout=max(0.01, deadline - time.time()))
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        out = []
+        while True:
+            msg = kc.get_iopub_msg(timeout=max(0.01, deadline - time.time()))
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            out.append(msg)
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return reply["content"], out
+
+    def wait_started(self, msg_id, kc=None):
+        kc = kc or self.kc
+        while True:
+            msg = kc.get_iopub_msg(timeout=TIMEOUT)
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_input":
+                return
+
+    def log(self):
+        self.stderr.flush()
+        self.stderr.seek(0)
+        return self.stderr.read()
+
+    def close(self):
+        self.kc.stop_channels()
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=TIMEOUT)
+        self.stderr.close()
+
+
+@pytest.fixture
+def kernel(cnnlens_bin, tmp_path):
+    k = Kernel(cnnlens_bin, tmp_path)
+    yield k
+    k.close()
+
+
+def result(out):
+    return [m["content"]["data"]["text/plain"] for m in out if m["msg_type"] == "execute_result"]
+
+
+def interrupt(kc):
+    """An interrupt_request on the control channel (the kernelspec's interrupt_mode)."""
+    msg = kc.session.msg("interrupt_request", {})
+    kc.control_channel.send(msg)
+    while True:
+        reply = kc.get_control_msg(timeout=TIMEOUT)
+        if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+            return reply
+
+
+# ---- the client vanishes mid-cell ------------------------------------------------
+
+VICTIM = r"""
+import sys, time
+from jupyter_client import BlockingKernelClient
+kc = BlockingKernelClient()
+kc.load_connection_file(sys.argv[1])
+kc.start_channels()
+kc.wait_for_ready(timeout=10)
+msg_id = kc.execute(sys.argv[2], allow_stdin=True)
+while True:
+    msg = kc.get_iopub_msg(timeout=10)
+    if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_input":
+        break
+if sys.argv[3] == "close":
+    kc.stop_channels()  # the sockets go away, the process stays a moment
+    print("started", flush=True)
+    time.sleep(0.5)
+    sys.exit(0)
+print("started", flush=True)
+time.sleep(600)  # killed here
+"""
+
+
+@pytest.mark.parametrize("how,code,then", [
+    ("kill", "sleep 1\ny = 8", "finishes"),
+    ("kill", "sleep 600\ny = 8", "interrupt"),
+    ("close", 'm = model fashion\nshow maximize conv2 filter 0..49 steps 100000', "interrupt"),
+    ("kill", 'name = input "your name? "', "interrupt"),  # waiting for the gone client's input
+])
+def test_client_vanishes_mid_cell(kernel, how, code, then):
+    reply, _ = kernel.run("x = 7")
+    assert reply["status"] == "ok"
+    kernel.kc.stop_channels()
+    victim = subprocess.Popen([sys.executable, "-c", VICTIM, kernel.conn_file, code, how],
+                              stdout=subprocess.PIPE, text=True)
+    assert victim.stdout.readline().strip() == "started"
+    if how == "kill":
+        victim.kill()
+    victim.wait(timeout=TIMEOUT)
+    time.sleep(0.2)
+    assert kernel.proc.poll() is None, "the kernel died with its client"
+    # a new client with the same connection file (kernel_info, which
+    # wait_for_ready sends on shell, waits behind the running cell, as in
+    # any kernel; control answers at once)
+    kc = kernel.client(ready=False)
+    kernel.kc = kc
+    t0 = time.perf_counter()
+    if then == "interrupt":
+        assert interrupt(kc)["content"]["status"] == "ok"
+        kc.wait_for_ready(timeout=TIMEOUT)
+        reply, out = kernel.run("x", kc)
+        assert reply["status"] == "ok" and result(out) == ["7"]
+        assert time.perf_counter() - t0 < 2, "the abandoned cell did not stop on interrupt"
+    else:  # the abandoned cell runs to its end, then the new request
+        kc.wait_for_ready(timeout=TIMEOUT)
+        reply, out = kernel.run("y", kc)
+        assert reply["status"] == "ok" and result(out) == ["8"]
+    reply, out = kernel.run("x + 1", kc)
+    assert result(out) == ["8"]
+    assert kc.is_alive()  # heartbeat
+
+
+# ---- the port is taken ---------------------------------------------------------
+
+@pytest.mark.parametrize("which", ["shell_port", "hb_port"])
+@pytest.mark.parametrize("holder_ip", ["127.0.0.1", "0.0.0.0"])
+def test_port_in_use_is_a_clear_error_at_start(cnnlens_bin, tmp_path, which, holder_ip):
+    conn_file, info = write_connection_file(str(tmp_path / "kernel-busy.json"), ip="127.0.0.1",
+                                            key=b"secret")
+    holder = socket.socket()
+    holder.bind((holder_ip, info[which]))
+    holder.listen()
+    try:
+        t0 = time.perf_counter()
+        r = subprocess.run([cnnlens_bin, "kernel", "-f", conn_file], capture_output=True, text=True,
+                           timeout=TIMEOUT)
+        elapsed = time.perf_counter() - t0
+    finally:
+        holder.close()
+    assert r.returncode == 1
+    assert elapsed < 2, f"the kernel took {elapsed:.1f} s to give up"
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, r.stderr
+    line = lines[0]
+    port = str(info[which])
+    assert line.startswith("cnnlens kernel: cannot listen on tcp://127.0.0.1:" + port), line
+    assert f"{which} {port} in '{conn_file}'" in line and "Address already in use" in line, line
+    assert "another program holds the port" in line, line
+
+
+# ---- the disk is full during save -------------------------------------------------
+
+def limited_file_size(limit):
+    def apply():
+        # Writes past `limit` fail with EFBIG, as on a full disk they fail
+        # with ENOSPC; SIGXFSZ would kill the kernel instead, so it is ignored.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.parametrize("ext", ["npy", "png"])
+def test_disk_full_during_save_leaves_no_partial_file(cnnlens_bin, tmp_path, ext):
+    out = tmp_path / "out"
+    out.mkdir()
+    photo = tmp_path / "noise.png"
+    import cv2
+    assert cv2.imwrite(str(photo), np.random.RandomState(1).randint(0, 256, (600, 600, 3),
+                                                                   dtype=np.uint8))
+    k = Kernel(cnnlens_bin, tmp_path, preexec_fn=limited_file_size(256 << 10))
+    try:
+        target = out / f"keep.{ext}"
+        reply, _ = k.run(f'small = zeros 8 8\nsave small "{target}"')
+        assert reply["status"] == "ok", reply
+        before = target.read_bytes()
+        reply, _ = k.run(f'big = image "{photo}"\nsave big "{target}"')
+        assert reply["status"] == "error"
+        msg = reply["evalue"]
+        assert str(target) in msg and "File too large" in msg, msg
+        assert "larger than this process may write" in msg and "nothing was written" in msg, msg
+        assert target.read_bytes() == before, "the previous file was changed"
+        assert sorted(p.name for p in out.iterdir()) == [target.name], "a partial file was left"
+        # the kernel goes on; a small save still works
+        reply, _ = k.run(f'save small "{out}/other.{ext}"')
+        assert reply["status"] == "ok"
+        assert k.proc.poll() is None
+    finally:
+        k.close()
+
+
+# ---- SIGTERM during a cell ------------------------------------------------------
+
+@pytest.mark.parametrize("cell", ["sleep", "compute", "save"])
+def test_sigterm_during_a_cell_exits_cleanly(cnnlens_bin, tmp_path, cell):
+    out = tmp_path / "out"
+    out.mkdir()
+    k = Kernel(cnnlens_bin, tmp_path)
+    try:
+        code = {
+            "sleep": "sleep 600",
+            "compute": "m = model fashion\nshow maximize conv2 filter 0..49 steps 100000",
+            # a long run of saves of a 12 MB image: SIGTERM lands during one
+            "save": f'big = image "{tmp_path}/big.png"\n' +
+                    "\n".join(f'save big "{out}/big.npy"' for _ in range(200)),
+        }[cell]
+        if cell == "save":
+            import cv2
+            assert cv2.imwrite(str(tmp_path / "big.png"),
+                               np.full((1000, 1000, 3), 128, np.uint8))
+        msg_id = k.kc.execute(code)
+        k.wait_started(msg_id)
+        time.sleep(0.3)
+        t0 = time.perf_counter()
+        k.proc.send_signal(signal.SIGTERM)
+        status = k.proc.wait(timeout=5)
+        elapsed = time.perf_counter() - t0
+        assert status == 0, f"exit status {status}"
+        assert elapsed < 1, f"the kernel took {elapsed:.2f} s to exit after SIGTERM"
+        assert "SIGTERM: shutting down" in k.log()
+        assert not list(tmp_path.glob("core*"))
+        with open(k.conn_file, "rb") as f:
+            assert f.read() == k.conn_bytes, "the connection file was touched"
+        assert [p.name for p in out.iterdir()] in ([], ["big.npy"]), list(out.iterdir())
+        if cell == "save":
+            saved = np.load(out / "big.npy")  # whole, never half-written
+            assert saved.shape == (3, 1000, 1000)
+    finally:
+        k.close()
+
+
+# ---- a weight file replaced, rewritten or truncated while it loads -----------------
+
+LAYERS = "[dense 2048; relu; dense 2048; relu; dense 10]"  # 5.8 M weights, 23 MB
+
+
+@pytest.fixture(scope="module")
+def two_checkpoints(cnnlens_bin, tmp_path_factory):
+    """Two weight files of the same layers (seeds 1 and 2), and the top-10
+    table each one predicts for one test image."""
+    d = tmp_path_factory.mktemp("weights")
+    k = Kernel(cnnlens_bin, d)
+    tables = []
+    try:
+        for seed in (1, 2):
+            reply, out = k.run(f"seed {seed}\nn = sequential {LAYERS}\n"
+                               f'save n "{d}/w{seed}.safetensors"\n'
+                               "x = sample fashion test 17\npredict x top 10")
+            assert reply["status"] == "ok", reply
+            tables.append(result(out)[0])
+    finally:
+        k.close()
+    assert tables[0] != tables[1]
+    return d / "w1.safetensors", d / "w2.safetensors", tables
+
+
+def load_and_predict(k, path):
+    return k.run(f'n = sequential {LAYERS} weights "{path}"\npredict x top 10', timeout=60)
+
+
+@pytest.mark.parametrize("how", ["rename", "rewrite", "truncate"])
+def test_weight_file_changed_while_loading(cnnlens_bin, tmp_path, two_checkpoints, how):
+    w1, w2, tables = two_checkpoints
+    path = tmp_path / "w.safetensors"
+    k = Kernel(cnnlens_bin, tmp_path)
+    outcomes = {"old": 0, "new": 0, "changed": 0, "other error": 0}
+    try:
+        reply, _ = k.run("x = sample fashion test 17")
+        shutil.copyfile(w1, path)
+        t0 = time.perf_counter()
+        load_and_predict(k, path)
+        whole = time.perf_counter() - t0
+        for attempt in range(12):  # changes spread over the time a load takes
+            shutil.copyfile(w1, path)
+            msg_id = k.kc.execute(f'n = sequential {LAYERS} weights "{path}"\npredict x top 10')
+            k.wait_started(msg_id)
+            time.sleep(whole * attempt / 12)
+            if how == "rename":
+                shutil.copyfile(w2, tmp_path / "w.new")
+                os.replace(tmp_path / "w.new", path)
+            elif how == "rewrite":  # as `cp w2 w` does: truncate, then write in place
+                with open(w2, "rb") as src, open(path, "r+b") as dst:
+                    dst.truncate(0)
+                    shutil.copyfileobj(src, dst)
+            else:
+                os.truncate(path, 4096)
+            reply = None
+            while reply is None or reply["parent_header"].get("msg_id") != msg_id:
+                reply = k.kc.get_shell_msg(timeout=60)
+            out = []
+            while not out or out[-1]["msg_type"] != "status" or \
+                    out[-1]["content"]["execution_state"] != "idle":
+                m = k.kc.get_iopub_msg(timeout=TIMEOUT)
+                if m["parent_header"].get("msg_id") == msg_id:
+                    out.append(m)
+            assert k.proc.poll() is None, f"the kernel died (status {k.proc.poll()}): {k.log()}"
+            c = reply["content"]
+            if c["status"] == "ok":
+                table = result(out)[0]
+                assert table in tables, "the model mixes the old file and the new one"
+                outcomes["old" if table == tables[0] else "new"] += 1
+            elif "changed while it was being read" in c["evalue"]:
+                outcomes["changed"] += 1
+            else:
+                # the change came before the file was opened: a clear error on a short file
+                assert str(path) in c["evalue"] and how != "rename", c["evalue"]
+                outcomes["other error"] += 1
+        print(f"\nFAULTS: {how}: {outcomes}")
+        if how == "rename":
+            # the kernel keeps reading the file it opened: always old or new, whole
+            assert outcomes["changed"] == outcomes["other error"] == 0
+        elif how == "truncate":
+            assert outcomes["changed"] > 0, "no truncation hit a load in progress"
+        reply, out = load_and_predict(k, w2)
+        assert reply["status"] == "ok" and result(out) == [tables[1]]
+    finally:
+        k.close()
+
+
+def test_npy_truncated_while_loading(kernel, tmp_path):
+    path = tmp_path / "big.npy"
+    data = np.arange(3 * 2000 * 2000, dtype=np.float32).reshape(3, 2000, 2000)
+    changed = 0
+    np.save(path, data)
+    t0 = time.perf_counter()
+    kernel.run(f'b = load "{path}"\nshape b')
+    whole = time.perf_counter() - t0
+    for attempt in range(8):
+        np.save(path, data)
+        msg_id = kernel.kc.execute(f'b = load "{path}"\nshape b')
+        kernel.wait_started(msg_id)
+        time.sleep(whole * attempt / 8)
+        os.truncate(path, 1 << 20)
+        reply = kernel.kc.get_shell_msg(timeout=30)
+        assert kernel.proc.poll() is None, "the kernel died"
+        if reply["content"]["status"] == "error":
+            assert str(path) in reply["content"]["evalue"]
+            changed += "changed while it was being read" in reply["content"]["evalue"]
+    assert changed > 0
+    reply, out = kernel.run("1 + 1")
+    assert result(out) == ["2"]
