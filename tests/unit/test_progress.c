@@ -128,9 +128,9 @@ Test(progress, maximize_snapshots_are_rate_limited_true_and_change_nothing)
     S.layer = net_find(m, "conv2", &err);
     int units[3] = {0, 5, 13};
     S.units = units;
-    S.cb_seconds = 0.01;
-    cl_progress p = {.snapshot = on_max, .snapshot_ctx = &S, .snapshot_every = 0.03};
-    vis_max_opts o = {.steps = 150, .seed = 11, .lo = 0, .hi = 1};
+    S.cb_seconds = 0.002;
+    cl_progress p = {.snapshot = on_max, .snapshot_ctx = &S, .snapshot_every = 0.005};
+    vis_max_opts o = {.steps = 60, .seed = 11, .lo = 0, .hi = 1};
     float watched_obj[3], plain_obj[3];
     double t0 = cl_progress_now();
     tn_tensor *a = vis_maximize(m, S.layer, units, 3, &o, &p, watched_obj, NULL, &err);
@@ -142,11 +142,11 @@ Test(progress, maximize_snapshots_are_rate_limited_true_and_change_nothing)
                  "watching must not change the images");
     cr_assert_eq(memcmp(watched_obj, plain_obj, sizeof watched_obj), 0);
     /* Gaps are measured from the end of one callback to the start of the next. */
-    int most = (int)(elapsed / (0.03 + S.cb_seconds)) + 1;
+    int most = (int)(elapsed / (0.005 + S.cb_seconds)) + 1;
     cr_assert(S.calls >= 1 && S.calls <= most, "%d snapshots in %.3f s (at most %d)", S.calls,
               elapsed, most);
-    if (S.calls > 1) cr_assert_geq(S.min_gap, 0.03 - 1e-3, "gap %.4f s", S.min_gap);
-    cr_assert(S.first_at - t0 >= 0.03 - 1e-3, "the first snapshot waits one interval");
+    if (S.calls > 1) cr_assert_geq(S.min_gap, 0.005 - 1e-4, "gap %.4f s", S.min_gap);
+    cr_assert(S.first_at - t0 >= 0.005 - 1e-4, "the first snapshot waits one interval");
     cr_assert(S.shape_ok && S.order_ok);
     cr_assert_eq(S.stopped_calls, 0);
     cr_assert_lt(S.worst, 1e-4, "a claimed value is off by %g", S.worst);
@@ -221,7 +221,7 @@ Test(progress, fool_snapshots_carry_the_true_probability_and_stop_on_interrupt)
     cr_assert_lt(S.worst, 1e-3, "a claimed probability is off by %g", S.worst);
     /* Watching changes nothing. */
     vis_fool_opts short_run = o;
-    short_run.max_steps = 300;
+    short_run.max_steps = 100;
     atomic_store(&cancel, 0);
     net_free(S.check);
     S = fresh();
