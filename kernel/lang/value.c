@@ -472,6 +472,7 @@ static char *html_matrix(const tn_tensor *t)
         for (int64_t c = 0; c < w; c++) {
             double v = t->data[r * w + c];
             double f = hi > lo ? (v - lo) / (hi - lo) : 0.5;
+            if (!(f >= 0 && f <= 1)) f = 0.5; /* inf or nan in the matrix: shade it mid-grey */
             int g = (int)(235 - 190 * f);
             lv_format_num(v, num, sizeof num);
             sb_printf(&b,

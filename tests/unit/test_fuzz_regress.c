@@ -147,6 +147,19 @@ static int replay_msg(const uint8_t *data, size_t size, cl_err *err)
     return 0;
 }
 
+/* Every rgb(...) colour in an HTML rendering is three bytes (a matrix
+ * holding inf once shaded its cells with (int)NaN). */
+static void check_html_colours(const json_t *bundle)
+{
+    const char *html = json_string_value(json_object_get(bundle, "text/html"));
+    for (const char *p = html; p && (p = strstr(p, "rgb(")); p += 4) {
+        int r, g, b;
+        cr_assert_eq(sscanf(p, "rgb(%d,%d,%d)", &r, &g, &b), 3);
+        cr_assert(r >= 0 && r <= 255 && g >= 0 && g <= 255 && b >= 0 && b <= 255,
+                  "bad colour in %.40s", p);
+    }
+}
+
 /* A lens cell: it must finish (no hang) with an error or a result. */
 static int replay_lens(const uint8_t *data, size_t size, cl_err *err)
 {
@@ -160,6 +173,7 @@ static int replay_lens(const uint8_t *data, size_t size, cl_err *err)
     kn_exec_result res;
     it->vt->execute(it, &req, &out, &res);
     int rc = res.ok ? 0 : -1;
+    if (res.result) check_html_colours(res.result);
     if (!res.ok) cl_err_set(err, CL_EINVAL, "%s", res.evalue ? res.evalue : "");
     kn_exec_result_free(&res);
     json_decref(it->vt->complete(it, code, (int)strlen(code)));
@@ -240,7 +254,8 @@ static int replay_dir(const char *target, replay_fn fn)
     return count;
 }
 
-Test(fuzz_regress, every_input_that_crashed_a_fuzzer_now_gets_a_clean_answer, .timeout = 120)
+Test(fuzz_regress, every_input_that_crashed_a_fuzzer_now_gets_a_clean_answer,
+     .timeout = 120 * CNNLENS_TEST_TIMEOUT_SCALE)
 {
     int total = 0;
     for (size_t i = 0; i < sizeof targets / sizeof *targets; i++)
