@@ -75,10 +75,16 @@ class Kernel:
         return self.stderr.read()
 
     def close(self):
+        """Stops the kernel with SIGTERM (a clean exit, so a sanitizer build
+        reports leaks), or kills it if that does not work."""
         self.kc.stop_channels()
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=TIMEOUT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=TIMEOUT)
         self.stderr.close()
 
 
@@ -156,7 +162,7 @@ def test_client_vanishes_mid_cell(kernel, how, code, then):
         kc.wait_for_ready(timeout=TIMEOUT)
         reply, out = kernel.run("x", kc)
         assert reply["status"] == "ok" and result(out) == ["7"]
-        assert time.perf_counter() - t0 < 2, "the abandoned cell did not stop on interrupt"
+        assert time.perf_counter() - t0 < 5, "the abandoned cell did not stop on interrupt"
     else:  # the abandoned cell runs to its end, then the new request
         kc.wait_for_ready(timeout=TIMEOUT)
         reply, out = kernel.run("y", kc)
@@ -236,13 +242,14 @@ def test_disk_full_during_save_leaves_no_partial_file(cnnlens_bin, tmp_path, ext
 
 # ---- SIGTERM during a cell ------------------------------------------------------
 
-@pytest.mark.parametrize("cell", ["sleep", "compute", "save"])
+@pytest.mark.parametrize("cell", ["idle", "sleep", "compute", "save"])
 def test_sigterm_during_a_cell_exits_cleanly(cnnlens_bin, tmp_path, cell):
     out = tmp_path / "out"
     out.mkdir()
     k = Kernel(cnnlens_bin, tmp_path)
     try:
         code = {
+            "idle": None,
             "sleep": "sleep 600",
             "compute": "m = model fashion\nshow maximize conv2 filter 0..49 steps 100000",
             # a long run of saves of a 12 MB image: SIGTERM lands during one
@@ -253,8 +260,11 @@ def test_sigterm_during_a_cell_exits_cleanly(cnnlens_bin, tmp_path, cell):
             import cv2
             assert cv2.imwrite(str(tmp_path / "big.png"),
                                np.full((1000, 1000, 3), 128, np.uint8))
-        msg_id = k.kc.execute(code)
-        k.wait_started(msg_id)
+        if code:
+            k.wait_started(k.kc.execute(code))
+        deadline = time.time() + 30
+        while cell == "save" and not (out / "big.npy").exists() and time.time() < deadline:
+            time.sleep(0.01)  # the saves have begun: SIGTERM lands during one
         time.sleep(0.3)
         t0 = time.perf_counter()
         k.proc.send_signal(signal.SIGTERM)
