@@ -11,6 +11,7 @@
 #include "engine/io/weights.h"
 #include "engine/ops/ops.h"
 #include "engine/rng.h"
+#include "engine/threads.h"
 
 typedef enum {
     NK_CONV,
@@ -44,7 +45,11 @@ typedef struct node {
     int32_t *arg; /* max pool winners; dropout's kept units (training) */
     float p;      /* dropout probability */
     int64_t arg_cap;
-    int ndim0; /* output shape for the default input, batch 1 */
+    float *wino;        /* the conv's weights for Winograd (op_wino_weights), or NULL */
+    int wino_ready;     /* wino matches w (cleared whenever w may have changed) */
+    tn_tensor *base;    /* net_keep_base: this node's output for the base image */
+    int64_t row0, row1; /* net_forward_rows: out holds only these rows of the output */
+    int ndim0;          /* output shape for the default input, batch 1 */
     int64_t shape0[4];
     unsigned out_gen, grad_gen;
 } node;
@@ -65,6 +70,8 @@ struct net {
     tn_tensor *input, *in_grad;
     float *ws;
     size_t ws_cap;
+    tn_tensor *rows_tmp[2];    /* net_forward_rows: the input rows a node reads */
+    int base_ready, rows_pass; /* net_keep_base done; the last pass was net_forward_rows */
     int training;
     int params_ready; /* weights initialised or loaded (drawn lazily: a model
                        * built only to load a file skips 100M random draws) */
@@ -344,6 +351,47 @@ static int node_out_shape(const net *m, int i, int *ondim, int64_t *o, cl_err *e
     return out_shape(m, i, a->ndim, a->shape, b->shape, ondim, o, err);
 }
 
+/* ---- Winograd cache ---- */
+
+/* 3x3 stride-1 convs whose output is at least this many pixels run by
+ * Winograd: below it (ResNet's 7x7 layer4) the transformed weights, 16/9 the
+ * size, cost more memory traffic than the multiplies they save. */
+#define NET_WINO_MIN_PIXELS 196
+
+static int wino_used(const node *n, int64_t h, int64_t w)
+{
+    op_conv c = {n->cin, n->cout, n->k, n->stride, n->pad};
+    if (n->kind != NK_CONV || !op_wino_applies(&c)) return 0;
+    return op_conv_out(h, 3, 1, n->pad) * op_conv_out(w, 3, 1, n->pad) >= NET_WINO_MIN_PIXELS;
+}
+
+static void wino_invalidate(net *m)
+{
+    for (int i = 0; i < m->count; i++) m->nodes[i].wino_ready = 0;
+}
+
+/* Transforms the weights of the convs that use Winograd for this input, once
+ * per change of weights (every pass while training: the optimiser writes the
+ * weights in place).  Without memory for it a conv falls back to im2col. */
+static void wino_prepare(net *m)
+{
+    for (int i = 0; i < m->count; i++) {
+        node *n = &m->nodes[i];
+        const tn_tensor *x = input_of(m, n->in[0]);
+        if (!wino_used(n, x->shape[2], x->shape[3])) continue;
+        op_conv c = {n->cin, n->cout, n->k, n->stride, n->pad};
+        if (!n->wino && !(n->wino = tn_alloc(op_wino_weights_floats(&c) * sizeof(float)))) continue;
+        if (n->wino_ready && !m->training) continue;
+        op_wino_weights(&c, n->w->data, n->wino);
+        n->wino_ready = 1;
+    }
+}
+
+static int wino_active(const node *n, const tn_tensor *x)
+{
+    return n->wino && n->wino_ready && wino_used(n, x->shape[2], x->shape[3]);
+}
+
 /* Makes every node's output the right size for the current input, and the
  * scratch buffers big enough. */
 static int prepare_buffers(net *m, cl_err *err)
@@ -359,6 +407,10 @@ static int prepare_buffers(net *m, cl_err *err)
             op_conv c = {n->cin, n->cout, n->k, n->stride, n->pad};
             const tn_tensor *x = input_of(m, n->in[0]);
             size_t need = op_conv2d_workspace(&c, x->shape[2], x->shape[3]);
+            if (need > ws) ws = need;
+            need = wino_used(n, x->shape[2], x->shape[3])
+                       ? op_wino_workspace(&c, x->shape[2], x->shape[3])
+                       : 0;
             if (need > ws) ws = need;
         }
         if ((n->kind == NK_MAXPOOL || n->kind == NK_DROPOUT) && tn_numel(n->out) > n->arg_cap) {
@@ -402,8 +454,12 @@ static void node_forward(net *m, node *n)
     switch (n->kind) {
     case NK_CONV: {
         op_conv c = {n->cin, n->cout, n->k, n->stride, n->pad};
-        op_conv2d_forward(&c, x->shape[0], x->shape[2], x->shape[3], x->data, n->w->data,
-                          n->b->data, y, m->ws);
+        if (wino_active(n, x))
+            op_wino_forward(&c, x->shape[0], x->shape[2], x->shape[3], x->data, n->wino, n->b->data,
+                            y, m->ws);
+        else
+            op_conv2d_forward(&c, x->shape[0], x->shape[2], x->shape[3], x->data, n->w->data,
+                              n->b->data, y, m->ws);
         break;
     }
     case NK_MAXPOOL: {
@@ -458,8 +514,10 @@ int net_forward(net *m, const tn_tensor *x, cl_err *err)
     if (!m->input && !(m->input = tn_new1(0, err))) return -1;
     if (tn_resize(m->input, 4, x->shape, err) || tn_copy(m->input, x, err)) return -1;
     m->fwd_gen++, m->bwd_gen++; /* old gradients belong to the old input */
+    m->rows_pass = 0;
     if (prepare_buffers(m, err)) return -1;
     ensure_params(m);
+    wino_prepare(m);
     for (int i = 0; i < m->count; i++) {
         node_forward(m, &m->nodes[i]);
         m->nodes[i].out_gen = m->fwd_gen;
@@ -511,10 +569,18 @@ static int node_backward(net *m, node *n, int to, op_relu_rule rule, cl_err *err
     switch (n->kind) {
     case NK_CONV: {
         op_conv c = {n->cin, n->cout, n->k, n->stride, n->pad};
-        if (dx || train)
+        if (dx && wino_active(n, x)) {
+            /* The weight gradient (training) still takes the im2col path. */
+            op_wino_backward_input(&c, x->shape[0], x->shape[2], x->shape[3], n->wino, dy, dx, acc,
+                                   m->ws);
+            if (train)
+                op_conv2d_backward(&c, x->shape[0], x->shape[2], x->shape[3], x->data, n->w->data,
+                                   dy, NULL, 0, n->gw->data, n->gb->data, m->ws);
+        } else if (dx || train) {
             op_conv2d_backward(&c, x->shape[0], x->shape[2], x->shape[3], x->data, n->w->data, dy,
                                dx, acc, train ? n->gw->data : NULL, train ? n->gb->data : NULL,
                                m->ws);
+        }
         break;
     }
     case NK_LINEAR:
@@ -575,7 +641,8 @@ static int node_backward(net *m, node *n, int to, op_relu_rule rule, cl_err *err
 int net_backward(net *m, int from, const tn_tensor *grad, int to, net_relu_rule rule, cl_err *err)
 {
     char a[96], b[96];
-    if (from < 0 || from >= m->count || m->nodes[from].out_gen != m->fwd_gen || !m->fwd_gen)
+    if (from < 0 || from >= m->count || m->nodes[from].out_gen != m->fwd_gen || !m->fwd_gen ||
+        m->rows_pass)
         return cl_err_set(err, CL_EINVAL, "run the model forward before asking for gradients");
     if (to < NET_INPUT || to > from)
         return cl_err_set(err, CL_EINVAL,
@@ -779,6 +846,7 @@ int net_param_get(net *m, int idx, net_param *out)
             idx -= k;
             continue;
         }
+        n->wino_ready = 0; /* the caller may write the weights */
         out->name = idx == 0 ? n->wname : n->bname;
         out->value = idx == 0 ? n->w : n->b;
         out->grad = idx == 0 ? n->gw : n->gb;
@@ -794,7 +862,6 @@ void net_zero_grad(net *m)
         if (m->nodes[i].gb) tn_zero(m->nodes[i].gb);
     }
 }
-
 
 /* Uniform in [-bound, bound), two draws per call of the generator. */
 static void fill_uniform(uint64_t *s, float *p, int64_t n, float bound)
@@ -816,6 +883,8 @@ void net_init_params(net *m, uint64_t seed)
 {
     uint64_t s = seed;
     m->params_ready = 1;
+    wino_invalidate(m);
+    m->base_ready = 0;
     for (int i = 0; i < m->count; i++) {
         node *n = &m->nodes[i];
         if (!n->w) continue;
@@ -975,6 +1044,267 @@ int net_load_weights(net *m, const wt_dict *w, cl_err *err)
     for (int i = 0; i < m->count; i++)
         if (m->nodes[i].w) load_node(&m->nodes[i], w);
     m->params_ready = 1;
+    wino_invalidate(m);
+    m->base_ready = 0;
+    return 0;
+}
+
+/* ---- incremental forward, for occlusion ----
+ * A copy of the base image changed only in input rows [r0, r1) changes each
+ * node's output only in the rows whose receptive field meets them.  Every
+ * node whose op works on rows (conv, pooling, relu, add) computes just those
+ * rows, reading its input's changed rows from the batch and the others from
+ * the base; the rest (linear, global pooling) runs whole, once every row has
+ * changed.  Padding is written out explicitly, so an op on a band of rows
+ * sees the zeros (or -inf) of the image edge only where the image has one. */
+
+int net_keep_base(net *m, cl_err *err)
+{
+    if (!m->fwd_gen || m->rows_pass || !m->input || m->input->shape[0] != 1)
+        return cl_err_set(err, CL_EINVAL, "net_keep_base needs a forward of one image first");
+    for (int i = 0; i < m->count; i++) {
+        node *n = &m->nodes[i];
+        if (!n->base && !(n->base = tn_new1(0, err))) return -1;
+        if (tn_resize(n->base, n->out->ndim, n->out->shape, err) || tn_copy(n->base, n->out, err))
+            return -1;
+    }
+    m->base_ready = 1;
+    return 0;
+}
+
+void net_drop_base(net *m)
+{
+    for (int i = 0; i < m->count; i++) tn_free(m->nodes[i].base), m->nodes[i].base = NULL;
+    tn_free(m->rows_tmp[0]), tn_free(m->rows_tmp[1]);
+    m->rows_tmp[0] = m->rows_tmp[1] = NULL;
+    m->base_ready = 0;
+}
+
+static int rows_kind(net_kind k, int training)
+{
+    return k == NK_CONV || k == NK_MAXPOOL || k == NK_AVGPOOL || k == NK_RELU || k == NK_ADD ||
+           (k == NK_DROPOUT && !training);
+}
+
+/* Full height of node j's output (NET_INPUT: the image); 0 for 2-d outputs. */
+static int64_t rows_height(const net *m, int j)
+{
+    const tn_tensor *b = j < 0 ? m->input : m->nodes[j].base;
+    return b->ndim == 4 ? b->shape[2] : 0;
+}
+
+/* The changed rows [*lo, *hi) of node j (the image: [r0, r1)); all for 2-d. */
+static void rows_of(const net *m, int j, int64_t r0, int64_t r1, int64_t *lo, int64_t *hi)
+{
+    if (j < 0) {
+        *lo = r0, *hi = r1;
+        return;
+    }
+    *lo = m->nodes[j].row0, *hi = m->nodes[j].row1;
+}
+
+/* Output rows of a k/stride/pad window op that read input rows [a, b). */
+static void window_rows(const node *n, int64_t a, int64_t b, int64_t ho, int64_t *lo, int64_t *hi)
+{
+    int64_t first = a + n->pad - n->k + 1, last = b - 1 + n->pad;
+    *lo = first <= 0 ? 0 : (first + n->stride - 1) / n->stride;
+    *hi = last / n->stride + 1;
+    if (*hi > ho) *hi = ho;
+    if (*lo > *hi) *lo = *hi;
+}
+
+/* Plans which rows each node recomputes (at least those that change). */
+static void rows_plan(net *m, int64_t r0, int64_t r1)
+{
+    for (int i = 0; i < m->count; i++) {
+        node *n = &m->nodes[i];
+        int64_t a, b, h = rows_height(m, n->in[0]), ho = rows_height(m, i);
+        rows_of(m, n->in[0], r0, r1, &a, &b);
+        if (!rows_kind(n->kind, m->training) || !ho) {
+            /* A whole-input op makes its input compute every row. */
+            if (h && n->in[0] >= 0 && (a != 0 || b != h))
+                m->nodes[n->in[0]].row0 = 0, m->nodes[n->in[0]].row1 = h;
+            n->row0 = 0, n->row1 = ho;
+            continue;
+        }
+        if (n->kind == NK_ADD) {
+            int64_t a2, b2;
+            rows_of(m, n->in[1], r0, r1, &a2, &b2);
+            n->row0 = a < a2 ? a : a2, n->row1 = b > b2 ? b : b2;
+        } else if (n->kind == NK_RELU || n->kind == NK_DROPOUT) {
+            n->row0 = a, n->row1 = b;
+        } else {
+            window_rows(n, a, b, ho, &n->row0, &n->row1);
+        }
+        if (n->row0 == n->row1) { /* unchanged: recompute one row rather than none */
+            if (n->row0 == ho) n->row0--;
+            n->row1 = n->row0 + 1;
+        }
+    }
+}
+
+typedef struct rows_gather {
+    const net *m;
+    int j;
+    int64_t lo, hi, pad, N, C, H, W, s0, s1;
+    float padval;
+    const float *src, *base;
+    float *dst;
+} rows_gather;
+
+/* Planes [p0, p1) (image * C + channel) of a gather. */
+static void gather_part(void *ctx, int64_t p0, int64_t p1)
+{
+    const rows_gather *g = ctx;
+    int64_t rows = g->hi - g->lo, wd = g->W + 2 * g->pad, srows = g->s1 - g->s0;
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t c = p % g->C;
+        float *d = g->dst + p * rows * wd;
+        for (int64_t r = g->lo; r < g->hi; r++, d += wd) {
+            const float *src = NULL;
+            if (r >= g->s0 && r < g->s1)
+                src = g->src + (p * srows + r - g->s0) * g->W;
+            else if (r >= 0 && r < g->H)
+                src = g->base + (c * g->H + r) * g->W;
+            if (!src) {
+                for (int64_t x = 0; x < wd; x++) d[x] = g->padval;
+                continue;
+            }
+            for (int64_t x = 0; x < g->pad; x++) d[x] = d[g->pad + g->W + x] = g->padval;
+            memcpy(d + g->pad, src, (size_t)g->W * sizeof *d);
+        }
+    }
+}
+
+/* Rows [lo, hi) of node j's output for the batch, `pad` columns of `padval`
+ * on either side and padval for rows outside the image, into rows_tmp[slot]. */
+static const float *rows_gather_input(net *m, int j, int64_t r0, int64_t r1, int64_t lo, int64_t hi,
+                                      int64_t pad, float padval, int slot, cl_err *err)
+{
+    const tn_tensor *src = j < 0 ? m->input : m->nodes[j].out;
+    const tn_tensor *base = j < 0 ? m->input : m->nodes[j].base;
+    rows_gather g = {m,
+                     j,
+                     lo,
+                     hi,
+                     pad,
+                     src->shape[0],
+                     base->shape[1],
+                     base->shape[2],
+                     base->shape[3],
+                     0,
+                     0,
+                     padval,
+                     src->data,
+                     base->data,
+                     NULL};
+    rows_of(m, j, r0, r1, &g.s0, &g.s1);
+    if (j < 0) g.s0 = 0, g.s1 = g.H;                        /* the batch holds whole images */
+    if (!pad && lo == g.s0 && hi == g.s1) return src->data; /* already in place */
+    tn_tensor **t = &m->rows_tmp[slot];
+    if (!*t && !(*t = tn_new1(0, err))) return NULL;
+    if (tn_resize(*t, 4, (int64_t[]){g.N, g.C, hi - lo, g.W + 2 * pad}, err)) return NULL;
+    g.dst = (*t)->data;
+    th_parallel(g.N * g.C, 8, gather_part, &g);
+    return g.dst;
+}
+
+static int rows_ws(net *m, size_t need, cl_err *err)
+{
+    if (need <= m->ws_cap) return 0;
+    tn_dealloc(m->ws);
+    m->ws_cap = 0;
+    if (!(m->ws = tn_alloc(need * sizeof *m->ws)))
+        return cl_err_set(err, CL_ENOMEM, "out of memory for the conv scratch buffer");
+    m->ws_cap = need;
+    return 0;
+}
+
+/* A conv or pooling node on its planned rows: the input band with explicit
+ * padding, then the op without padding. */
+static int rows_window(net *m, node *n, int64_t r0, int64_t r1, cl_err *err)
+{
+    const tn_tensor *base_in = n->in[0] < 0 ? m->input : m->nodes[n->in[0]].base;
+    int64_t N = n->out->shape[0], C = base_in->shape[1], W = base_in->shape[3] + 2 * n->pad;
+    int64_t lo = n->row0 * n->stride - n->pad, hi = (n->row1 - 1) * n->stride - n->pad + n->k;
+    float padval = n->kind == NK_MAXPOOL ? -INFINITY : 0.0f;
+    const float *x = rows_gather_input(m, n->in[0], r0, r1, lo, hi, n->pad, padval, 0, err);
+    if (!x) return -1;
+    float *y = n->out->data;
+    if (n->kind == NK_CONV) {
+        op_conv c = {n->cin, n->cout, n->k, n->stride, 0};
+        int wino = n->wino && n->wino_ready && op_wino_applies(&c);
+        size_t need =
+            wino ? op_wino_workspace(&c, hi - lo, W) : op_conv2d_workspace(&c, hi - lo, W);
+        if (rows_ws(m, need, err)) return -1;
+        if (wino)
+            op_wino_forward(&c, N, hi - lo, W, x, n->wino, n->b->data, y, m->ws);
+        else
+            op_conv2d_forward(&c, N, hi - lo, W, x, n->w->data, n->b->data, y, m->ws);
+        return 0;
+    }
+    op_pool p = {n->k, n->stride, 0};
+    if (n->kind == NK_AVGPOOL) {
+        op_avgpool_forward(&p, N * C, hi - lo, W, x, y);
+        return 0;
+    }
+    if (tn_numel(n->out) > n->arg_cap) {
+        tn_dealloc(n->arg);
+        n->arg_cap = tn_numel(n->out);
+        if (!(n->arg = tn_alloc((size_t)n->arg_cap * sizeof *n->arg))) {
+            n->arg_cap = 0;
+            return cl_err_set(err, CL_ENOMEM, "out of memory for layer '%s'", n->name);
+        }
+    }
+    op_maxpool_forward(&p, N * C, hi - lo, W, x, y, n->arg);
+    return 0;
+}
+
+static int rows_node(net *m, node *n, int64_t r0, int64_t r1, cl_err *err)
+{
+    int64_t N = m->input->shape[0];
+    const tn_tensor *b = n->base;
+    if (b->ndim != 4 || !rows_kind(n->kind, m->training)) {
+        int ndim;
+        int64_t o[4];
+        int i = (int)(n - m->nodes);
+        if (node_out_shape(m, i, &ndim, o, err) || tn_resize(n->out, ndim, o, err)) return -1;
+        node_forward(m, n);
+        return 0;
+    }
+    int64_t shape[4] = {N, b->shape[1], n->row1 - n->row0, b->shape[3]};
+    if (tn_resize(n->out, 4, shape, err)) return -1;
+    if (n->kind == NK_CONV || n->kind == NK_MAXPOOL || n->kind == NK_AVGPOOL)
+        return rows_window(m, n, r0, r1, err);
+    int64_t cnt = tn_numel(n->out);
+    const float *x = rows_gather_input(m, n->in[0], r0, r1, n->row0, n->row1, 0, 0, 0, err);
+    if (!x) return -1;
+    if (n->kind == NK_RELU) {
+        op_relu_forward(cnt, x, n->out->data);
+    } else if (n->kind == NK_ADD) {
+        const float *x2 = rows_gather_input(m, n->in[1], r0, r1, n->row0, n->row1, 0, 0, 1, err);
+        if (!x2) return -1;
+        op_add_forward(cnt, x, x2, n->out->data);
+    } else {
+        op_copy_forward(cnt, x, n->out->data);
+    }
+    return 0;
+}
+
+int net_forward_rows(net *m, const tn_tensor *x, int64_t r0, int64_t r1, cl_err *err)
+{
+    if (!m->base_ready || x->ndim != 4 || !m->input || x->shape[1] != m->input->shape[1] ||
+        x->shape[2] != m->input->shape[2] || x->shape[3] != m->input->shape[3] || r0 < 0 ||
+        r1 > x->shape[2] || r0 >= r1 || !tn_is_contiguous(x))
+        return net_forward(m, x, err);
+    if (tn_resize(m->input, 4, x->shape, err) || tn_copy(m->input, x, err)) return -1;
+    rows_plan(m, r0, r1);
+    m->fwd_gen++, m->bwd_gen++;
+    m->rows_pass = 1; /* node outputs hold bands: no backward from them */
+    for (int i = 0; i < m->count; i++) {
+        if (rows_node(m, &m->nodes[i], r0, r1, err)) return -1;
+        m->nodes[i].out_gen = i == m->count - 1 ? m->fwd_gen : 0;
+    }
     return 0;
 }
 
@@ -989,7 +1319,10 @@ void net_free(net *m)
         tn_free(n->w), tn_free(n->b), tn_free(n->gw), tn_free(n->gb);
         tn_free(n->out), tn_free(n->grad);
         tn_dealloc(n->arg);
+        tn_dealloc(n->wino);
+        tn_free(n->base);
     }
+    tn_free(m->rows_tmp[0]), tn_free(m->rows_tmp[1]);
     for (int i = 0; i < m->naliases; i++) free(m->aliases[i].name);
     free(m->nodes), free(m->aliases), free(m->arch);
     tn_free(m->input), tn_free(m->in_grad);

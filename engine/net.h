@@ -73,6 +73,18 @@ int net_backward(net *m, int from, const tn_tensor *grad, int to, net_relu_rule 
 
 void net_set_training(net *m, int training);
 
+/* ---- Incremental forward, for occlusion ----
+ * net_keep_base snapshots every node's output after a net_forward of one
+ * image (the base; the net owns the copy until net_drop_base, net_free or new
+ * weights).  net_forward_rows then runs a batch of copies of that base which
+ * differ from it only in input rows [r0, r1), recomputing in each node only
+ * the rows those reach; net_output equals net_forward's to float rounding
+ * (where it cannot save anything it runs net_forward).  After it, only
+ * net_output is valid: node outputs and backward need a net_forward. */
+int net_keep_base(net *m, cl_err *err);
+int net_forward_rows(net *m, const tn_tensor *x, int64_t r0, int64_t r1, cl_err *err);
+void net_drop_base(net *m);
+
 /* Loads a state_dict (names and shapes checked, the first mismatch named in
  * the error; batch norm folded into the preceding conv for inference). */
 int net_load_weights(net *m, const wt_dict *w, cl_err *err);

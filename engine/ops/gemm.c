@@ -74,6 +74,39 @@ void op_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, float
         th_parallel(m, GEMM_GRAIN_MACS * (int64_t)m / (macs + 1) + 16, gemm_rows, &j);
 }
 
+typedef struct gemm_batch_job {
+    CBLAS_TRANSPOSE ta;
+    int m, n, k, lda, ldb, ldc;
+    const float *const *a;
+    const float *b;
+    float *c;
+    int64_t b_stride, c_stride;
+} gemm_batch_job;
+
+/* Products [lo, hi) of a batch, each whole on this thread. */
+static void gemm_batch_part(void *ctx, int64_t lo, int64_t hi)
+{
+    const gemm_batch_job *j = ctx;
+    for (int64_t i = lo; i < hi; i++)
+        cblas_sgemm(CblasRowMajor, j->ta, CblasNoTrans, j->m, j->n, j->k, 1.0f, j->a[i], j->lda,
+                    j->b + i * j->b_stride, j->ldb, 0.0f, j->c + i * j->c_stride, j->ldc);
+}
+
+void op_sgemm_batch(int count, CBLAS_TRANSPOSE ta, int m, int n, int k, const float *const *a,
+                    int lda, const float *b, int64_t b_stride, int ldb, float *c, int64_t c_stride,
+                    int ldc)
+{
+    gemm_batch_job j = {ta, m, n, k, lda, ldb, ldc, a, b, c, b_stride, c_stride};
+    once_single_threaded_blas();
+    if (blas_own_threads) {
+        gemm_batch_part(&j, 0, count);
+        return;
+    }
+    /* One product per thread at a time: no product is split, so each is
+     * computed the same way whatever the thread count. */
+    th_parallel(count, 1, gemm_batch_part, &j);
+}
+
 typedef struct gemv_job {
     CBLAS_TRANSPOSE ta;
     int m, n;

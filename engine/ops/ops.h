@@ -20,6 +20,11 @@
 
 void op_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, float alpha,
               const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+/* count independent products C_i = op(A_i) B_i (B_i, C_i not transposed, at
+ * b + i*b_stride and c + i*c_stride), each on one thread. */
+void op_sgemm_batch(int count, CBLAS_TRANSPOSE ta, int m, int n, int k, const float *const *a,
+                    int lda, const float *b, int64_t b_stride, int ldb, float *c, int64_t c_stride,
+                    int ldc);
 /* y = op(A) x + beta y for A [m, n]. */
 void op_sgemv(CBLAS_TRANSPOSE ta, int m, int n, const float *a, const float *x, float beta,
               float *y);
@@ -41,6 +46,26 @@ void op_conv2d_forward(const op_conv *c, int64_t n, int64_t h, int64_t w, const 
 void op_conv2d_backward(const op_conv *c, int64_t n, int64_t h, int64_t w, const float *x,
                         const float *wt, const float *dy, float *dx, int acc, float *dw, float *db,
                         float *ws);
+
+/* ---- conv2d by Winograd F(2x2,3x3), for 3x3 stride-1 convs (winograd.c) ----
+ * The weights are transformed once (op_wino_weights into 16*cout*cin floats,
+ * which the caller owns and keeps while the weights stay unchanged); the same
+ * transform serves the forward and the backward to the input.  Results match
+ * op_conv2d_* to float rounding. */
+
+/* k 3, stride 1, padding 0..2. */
+int op_wino_applies(const op_conv *c);
+size_t op_wino_weights_floats(const op_conv *c);
+/* wt [cout,cin,3,3] -> u [16,cout,cin]. */
+void op_wino_weights(const op_conv *c, const float *wt, float *u);
+/* Floats of scratch for either pass on an h x w input (whatever the batch). */
+size_t op_wino_workspace(const op_conv *c, int64_t h, int64_t w);
+/* As op_conv2d_forward, with u from op_wino_weights. */
+void op_wino_forward(const op_conv *c, int64_t n, int64_t h, int64_t w, const float *x,
+                     const float *u, const float *b, float *y, float *ws);
+/* dx [n,cin,h,w] from dy (added into dx if acc). */
+void op_wino_backward_input(const op_conv *c, int64_t n, int64_t h, int64_t w, const float *u,
+                            const float *dy, float *dx, int acc, float *ws);
 
 /* ---- pooling ---- */
 

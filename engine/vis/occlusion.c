@@ -1,9 +1,15 @@
 /* vis/occlusion: Captum's Occlusion with windows spanning all channels, the
- * occluded copies run through the net a batch at a time. */
+ * occluded copies run through the net a batch at a time.  The copies of one
+ * row of windows differ from the image only in the same input rows, so they
+ * go through net_forward_rows together: each layer recomputes only the rows
+ * those reach and takes the rest from the image's own forward. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/vis/vis_internal.h"
+
+/* Default batch: a whole row of windows, within this many input floats (16 MiB). */
+#define OCC_BATCH_FLOATS ((int64_t)4 << 20)
 
 /* ceil((D - w) / s) + 1 windows along an axis of size D (Captum's shift count). */
 static int64_t shift_count(int64_t d, int64_t w, int64_t s)
@@ -18,12 +24,11 @@ static int check_opts(const tn_tensor *x, vis_occlusion_opts *o, cl_err *err)
     if (!o->window_w) o->window_w = o->window_h;
     if (!o->stride_h) o->stride_h = 8;
     if (!o->stride_w) o->stride_w = o->stride_h;
-    if (!o->batch) o->batch = vis_batch_size(x, 16);
     if (o->window_h < 1 || o->window_w < 1 || o->window_h > H || o->window_w > W)
         return cl_err_set(err, CL_EINVAL,
                           "occlusion: the window must be 1..%lldx%lld pixels, got %dx%d",
                           (long long)H, (long long)W, o->window_h, o->window_w);
-    if (o->stride_h < 1 || o->stride_w < 1 || o->batch < 1 || o->batch > 256)
+    if (o->stride_h < 1 || o->stride_w < 1 || o->batch < 0 || o->batch > 256)
         return cl_err_set(err, CL_EINVAL,
                           "occlusion: stride must be >= 1 and batch 1..256 (got %dx%d, %d)",
                           o->stride_h, o->stride_w, o->batch);
@@ -50,6 +55,10 @@ tn_tensor *vis_occlusion(net *m, const tn_tensor *x, int cls, const vis_occlusio
     int64_t ny = shift_count(H, o.window_h, o.stride_h),
             nx = shift_count(W, o.window_w, o.stride_w);
     int64_t total = ny * nx;
+    if (!o.batch) {
+        int64_t fit = OCC_BATCH_FLOATS / (C * HW), cap = fit < 16 ? (fit < 1 ? 1 : fit) : 16;
+        o.batch = (int)(nx < cap ? nx : cap);
+    }
     int used;
     if (vis_forward_classes(m, x, cls, &used, cls_out, err)) return NULL;
     const tn_tensor *y = net_output(m);
@@ -61,8 +70,13 @@ tn_tensor *vis_occlusion(net *m, const tn_tensor *x, int cls, const vis_occlusio
         if (sum) cl_err_set(err, CL_ENOMEM, "occlusion: out of memory");
         goto fail;
     }
-    for (int64_t k0 = 0; k0 < total; k0 += o.batch) {
-        int64_t b = total - k0 < o.batch ? total - k0 : o.batch, r[4];
+    if (net_keep_base(m, err)) goto fail;
+    for (int64_t k0 = 0; k0 < total;) {
+        /* A batch never spans two rows of windows: all its copies differ from
+         * x in the same rows. */
+        int64_t row_end = (k0 / nx + 1) * nx, r[4], rows[4];
+        int64_t b = row_end - k0 < o.batch ? row_end - k0 : o.batch;
+        window_rect(&o, k0, nx, H, W, rows);
         if (cl_progress_step(p, (long)k0, (long)total, "occlusion", err)) goto fail;
         for (int64_t j = 0; j < b; j++) {
             float *dst = batch->data + j * C * HW;
@@ -73,7 +87,7 @@ tn_tensor *vis_occlusion(net *m, const tn_tensor *x, int cls, const vis_occlusio
                     for (int64_t xx = r[2]; xx < r[3]; xx++) dst[c * HW + yy * W + xx] = o.baseline;
         }
         tn_tensor first = vis_first(batch, b);
-        if (net_forward(m, &first, err)) goto fail;
+        if (net_forward_rows(m, &first, rows[0], rows[1], err)) goto fail;
         y = net_output(m);
         for (int64_t j = 0; j < b; j++) {
             float diff = base - y->data[j * y->shape[1] + used];
@@ -84,13 +98,16 @@ tn_tensor *vis_occlusion(net *m, const tn_tensor *x, int cls, const vis_occlusio
                     count[yy * W + xx] += 1.0f;
                 }
         }
+        k0 += b;
     }
+    net_drop_base(m);
     for (int64_t i = 0; i < HW; i++) sum->data[i] = count[i] > 0 ? sum->data[i] / count[i] : 0.0f;
     cl_progress_step(p, (long)total, (long)total, "occlusion", NULL);
     free(count);
     tn_free(batch);
     return sum;
 fail:
+    net_drop_base(m);
     free(count);
     tn_free(batch);
     tn_free(sum);
