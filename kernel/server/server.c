@@ -49,6 +49,21 @@ static int recv_parts(void *sock, zmq_msg_t *parts, size_t *n)
     return 0;
 }
 
+/* Every dropped message is logged up to SV_LOG_DROPS, then every
+ * SV_LOG_DROPS-th: a neighbour flooding the ports with unsigned messages must
+ * not fill the disk that Jupyter's log is on. */
+#define SV_LOG_DROPS 100
+
+static void log_dropped(sv_server *s, const char *channel, const char *why)
+{
+    long n = atomic_fetch_add(&s->dropped, 1) + 1;
+    if (n <= SV_LOG_DROPS)
+        sv_log("dropped a message on %s: %s", channel, why);
+    else if (n % SV_LOG_DROPS == 0)
+        sv_log("dropped a message on %s: %s (%ld dropped so far; only every %dth is logged)",
+               channel, why, n, SV_LOG_DROPS);
+}
+
 int sv_recv(sv_server *s, void *sock, const char *channel, kp_msg *out)
 {
     zmq_msg_t parts[SV_MAX_PARTS];
@@ -62,7 +77,7 @@ int sv_recv(sv_server *s, void *sock, const char *channel, kp_msg *out)
     cl_err err = {0};
     int ok = kp_msg_parse(frames, n, s->signer, s->seen, out, &err) == 0;
     for (size_t i = 0; i < n; i++) zmq_msg_close(&parts[i]);
-    if (!ok) sv_log("dropped a message on %s: %s", channel, err.msg);
+    if (!ok) log_dropped(s, channel, err.msg);
     return ok;
 }
 

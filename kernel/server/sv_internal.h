@@ -69,6 +69,7 @@ typedef struct sv_server {
     atomic_int quit_signal; /* ... or SIGTERM/SIGHUP arrived: its number */
     atomic_int restart;     /* ... and it asked for a restart */
     atomic_int interrupted; /* an interrupt arrived since the cell started */
+    atomic_long dropped;    /* messages dropped (bad signature, malformed, ...) */
 
     sv_stream stream;    /* written by the shell thread, flushed by either */
     int execution_count; /* shell thread */

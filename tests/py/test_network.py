@@ -206,3 +206,37 @@ def test_a_client_without_the_key_runs_nothing(kernel, tmp_path, signed):
     why = "invalid signature" if signed else "signature has 0 bytes"
     assert log.count("dropped a message on shell: " + why) == 2, log
     assert log.count("dropped a message on control: " + why) == 3, log
+
+
+def vm_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def test_a_flood_without_the_key_costs_nothing(kernel):
+    """20,000 messages without the key: memory and open files stay flat, the
+    log stays short, and the real client is answered all along."""
+    pid = kernel.proc.pid
+    intruder = Intruder(kernel.info)
+    try:
+        def flood(n):
+            for i in range(n):
+                intruder.send("shell" if i % 2 else "control", "execute_request",
+                              {"code": "print 1"}, signed=i % 4 < 2)
+            reply, out = kernel.run("1 + 1")  # served behind the flood
+            assert reply["content"]["status"] == "ok"
+
+        flood(2000)
+        rss, fds = vm_rss_kib(pid), len(os.listdir(f"/proc/{pid}/fd"))
+        flood(18000)
+        rss_end, fds_end = vm_rss_kib(pid), len(os.listdir(f"/proc/{pid}/fd"))
+    finally:
+        intruder.close()
+    print(f"\nNETWORK: 20,000 messages without the key: VmRSS {rss} -> {rss_end} KiB, "
+          f"fds {fds} -> {fds_end}, log {len(kernel.log())} bytes")
+    assert fds_end <= fds
+    if os.environ.get("CNNLENS_SANITIZE", "0") in ("0", "", "FALSE", "OFF"):
+        assert rss_end - rss < 1024, f"resident set grew by {rss_end - rss} KiB"
+    log = kernel.log().splitlines()
+    assert 100 <= len(log) < 400, f"{len(log)} lines of log for 20,000 dropped messages"
+    assert "20000 dropped so far" in log[-1]
