@@ -572,7 +572,8 @@ static rd_image *live_image(const live_pic *L, const cl_snapshot *s, int k, cl_e
     rd_image *im = NULL;
     if (!strcmp(s->what, "maximize")) {
         rd_tiles *tiles = max_tiles(s->x, L->units, L->which, s->values, side, err);
-        rd_grid_opts go = {.cols = 0, .tile = (int)(64 * f), .pad = 4};
+        int tile = (int)(64 * f); /* small tiles are enlarged less as the picture shrinks */
+        rd_grid_opts go = {.cols = 0, .tile = tile < 1 ? 1 : tile, .pad = 4};
         im = tiles ? rd_grid(tiles, &go, err) : NULL;
         rd_tiles_free(tiles);
     } else { /* fool: shown as its final figure is, enlarged to about 224 pixels */
