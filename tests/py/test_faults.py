@@ -286,6 +286,34 @@ def test_sigterm_during_a_cell_exits_cleanly(cnnlens_bin, tmp_path, cell):
         k.close()
 
 
+def test_sigterm_during_a_long_write_leaves_no_temp_file(cnnlens_bin, tmp_path):
+    """SIGTERM while `save` writes 256 MB: the write outlasts the kernel's
+    grace period, so the kernel exits without it and removes its temp file."""
+    out = tmp_path / "out"
+    out.mkdir()
+    np.save(tmp_path / "src.npy", np.ones((64, 1024, 1024), np.float32))
+    k = Kernel(cnnlens_bin, tmp_path)
+    try:
+        reply, _ = k.run(f'b = load "{tmp_path}/src.npy"', timeout=60 * SLOW)
+        assert reply["status"] == "ok"
+        k.kc.execute(f'save b "{out}/b.npy"')
+        deadline = time.time() + 30 * SLOW
+        while not list(out.glob("b.npy.tmp*")) and time.time() < deadline:
+            time.sleep(0.001)
+        assert list(out.glob("b.npy.tmp*")), "the save never started"
+        k.proc.send_signal(signal.SIGTERM)
+        status = k.proc.wait(timeout=5 * SLOW)
+        assert status == 0, f"exit status {status}"
+        names = [p.name for p in out.iterdir()]
+        assert names in ([], ["b.npy"]), names
+        if names:
+            assert np.load(out / "b.npy").shape == (64, 1024, 1024)
+        print(f"\nFAULTS: SIGTERM during a 256 MB save: {names or 'nothing saved'}; "
+              f"log: {k.log().strip()!r}")
+    finally:
+        k.close()
+
+
 # ---- a weight file replaced, rewritten or truncated while it loads -----------------
 
 LAYERS = "[dense 2048; relu; dense 2048; relu; dense 10]"  # 5.8 M weights, 23 MB
