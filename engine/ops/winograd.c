@@ -93,79 +93,125 @@ typedef struct wino_job {
     float *y, *v, *m;
 } wino_job;
 
-/* The 4x4 input patch of tile j (zero outside the plane). */
-static void load_patch(const wino_job *jb, const float *plane, int64_t ty, int64_t tx, float d[16])
+/* Tiles handled at once along a row (the vectorised loops' length). */
+#define WINO_BLK 64
+
+/* Row y of a plane, columns x0 + 2q (even) and x0 + 2q + 1 (odd) for q in
+ * [0, cnt), zero outside the plane. */
+static void load_row(const wino_job *jb, const float *plane, int64_t y, int64_t x0, int cnt,
+                     float *ev, float *od)
 {
-    int64_t y0 = 2 * ty - jb->pad, x0 = 2 * tx - jb->pad;
-    if (y0 >= 0 && x0 >= 0 && y0 + 4 <= jb->h && x0 + 4 <= jb->w) {
-        for (int r = 0; r < 4; r++) memcpy(d + 4 * r, plane + (y0 + r) * jb->w + x0, 16);
+    if (y < 0 || y >= jb->h) {
+        memset(ev, 0, (size_t)cnt * sizeof *ev), memset(od, 0, (size_t)cnt * sizeof *od);
         return;
     }
-    for (int r = 0; r < 4; r++)
-        for (int s = 0; s < 4; s++) {
-            int64_t iy = y0 + r, ix = x0 + s;
-            d[4 * r + s] =
-                iy >= 0 && iy < jb->h && ix >= 0 && ix < jb->w ? plane[iy * jb->w + ix] : 0.0f;
-        }
+    const float *row = plane + y * jb->w;
+    if (x0 >= 0 && x0 + 2 * cnt <= jb->w) {
+        for (int q = 0; q < cnt; q++) ev[q] = row[x0 + 2 * q], od[q] = row[x0 + 2 * q + 1];
+        return;
+    }
+    for (int q = 0; q < cnt; q++) {
+        int64_t a = x0 + 2 * q, b = a + 1;
+        ev[q] = a >= 0 && a < jb->w ? row[a] : 0.0f;
+        od[q] = b >= 0 && b < jb->w ? row[b] : 0.0f;
+    }
 }
 
-/* V[t][c][j] = (B^T d B)[t] for input channels [c0, c1). */
+/* V for `cnt` tiles of one tile row (tiles tx0.., chunk columns k..): the
+ * rows of B^T d over whole rows, then d B along them, split into even and
+ * odd columns so every loop runs over contiguous floats. */
+static void input_tiles(const wino_job *jb, const float *plane, int64_t ty, int64_t tx0, int cnt,
+                        float *v, int64_t stride_t)
+{
+    float ev[4][WINO_BLK + 1], od[4][WINO_BLK + 1], te[4][WINO_BLK + 1], to[4][WINO_BLK + 1];
+    int64_t y0 = 2 * ty - jb->pad, x0 = 2 * tx0 - jb->pad;
+    for (int r = 0; r < 4; r++) load_row(jb, plane, y0 + r, x0, cnt + 1, ev[r], od[r]);
+    for (int q = 0; q <= cnt; q++) {
+        te[0][q] = ev[0][q] - ev[2][q], to[0][q] = od[0][q] - od[2][q];
+        te[1][q] = ev[1][q] + ev[2][q], to[1][q] = od[1][q] + od[2][q];
+        te[2][q] = ev[2][q] - ev[1][q], to[2][q] = od[2][q] - od[1][q];
+        te[3][q] = ev[1][q] - ev[3][q], to[3][q] = od[1][q] - od[3][q];
+    }
+    for (int i = 0; i < 4; i++) {
+        float *v0 = v + (4 * i) * stride_t, *v1 = v0 + stride_t, *v2 = v1 + stride_t;
+        float *v3 = v2 + stride_t;
+        const float *e = te[i], *o = to[i];
+        for (int q = 0; q < cnt; q++) {
+            v0[q] = e[q] - e[q + 1];
+            v1[q] = o[q] + e[q + 1];
+            v2[q] = e[q + 1] - o[q];
+            v3[q] = o[q] - o[q + 1];
+        }
+    }
+}
+
+/* The run of tiles at chunk offset k that stays in one tile row, at most
+ * WINO_BLK long: its image, tile row and first tile column, and its length. */
+static int64_t tile_run(const wino_job *jb, int64_t k, int64_t *img, int64_t *ty, int64_t *tx)
+{
+    int64_t j = jb->j0 + k, r = j % jb->per_img;
+    *img = j / jb->per_img, *ty = r / jb->tw, *tx = r % jb->tw;
+    int64_t cnt = jb->tw - *tx < jb->nt - k ? jb->tw - *tx : jb->nt - k;
+    return cnt < WINO_BLK ? cnt : WINO_BLK;
+}
+
+/* V[t][c][k] = (B^T d B)[t] for input channels [c0, c1). */
 static void input_part(void *ctx, int64_t c0, int64_t c1)
 {
     const wino_job *jb = ctx;
     int64_t stride_t = (int64_t)jb->cin * jb->cap;
     for (int64_t c = c0; c < c1; c++) {
-        float *v = jb->v + c * jb->cap;
-        for (int64_t k = 0; k < jb->nt; k++) {
-            int64_t j = jb->j0 + k, img = j / jb->per_img, r = j % jb->per_img;
+        for (int64_t k = 0, cnt, img, ty, tx; k < jb->nt; k += cnt) {
+            cnt = tile_run(jb, k, &img, &ty, &tx);
             const float *plane = jb->x + (img * jb->cin + c) * jb->h * jb->w;
-            float d[16], t[16];
-            load_patch(jb, plane, r / jb->tw, r % jb->tw, d);
-            for (int s = 0; s < 4; s++) {
-                t[s] = d[s] - d[8 + s];
-                t[4 + s] = d[4 + s] + d[8 + s];
-                t[8 + s] = d[8 + s] - d[4 + s];
-                t[12 + s] = d[4 + s] - d[12 + s];
-            }
-            for (int i = 0; i < 4; i++) {
-                const float *ti = t + 4 * i;
-                v[(4 * i + 0) * stride_t + k] = ti[0] - ti[2];
-                v[(4 * i + 1) * stride_t + k] = ti[1] + ti[2];
-                v[(4 * i + 2) * stride_t + k] = ti[2] - ti[1];
-                v[(4 * i + 3) * stride_t + k] = ti[1] - ti[3];
-            }
+            input_tiles(jb, plane, ty, tx, (int)cnt, jb->v + c * jb->cap + k, stride_t);
         }
     }
 }
 
-/* Outputs of channels [o0, o1) from M: A^T M A, plus the bias or what dx holds. */
+/* Outputs of `cnt` tiles of one tile row from M (A^T M A), plus the bias or
+ * what the output holds. */
+static void output_tiles(const wino_job *jb, const float *mo, int64_t stride_t, float bias,
+                         float *plane, int64_t ty, int64_t tx0, int cnt)
+{
+    float a[2][4][WINO_BLK], out[4][WINO_BLK];
+    for (int s = 0; s < 4; s++) {
+        const float *m0 = mo + s * stride_t, *m1 = m0 + 4 * stride_t, *m2 = m1 + 4 * stride_t;
+        const float *m3 = m2 + 4 * stride_t;
+        for (int q = 0; q < cnt; q++) {
+            a[0][s][q] = m0[q] + m1[q] + m2[q];
+            a[1][s][q] = m1[q] - m2[q] - m3[q];
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        for (int q = 0; q < cnt; q++) {
+            out[2 * i][q] = a[i][0][q] + a[i][1][q] + a[i][2][q];
+            out[2 * i + 1][q] = a[i][1][q] - a[i][2][q] - a[i][3][q];
+        }
+    int64_t oy = 2 * ty, ox = 2 * tx0;
+    for (int dy = 0; dy < 2 && oy + dy < jb->ho; dy++) {
+        float *row = plane + (oy + dy) * jb->wo + ox;
+        int full = ox + 2 * cnt <= jb->wo ? cnt : cnt - 1; /* an odd width cuts the last tile */
+        const float *e = out[2 * dy], *o = out[2 * dy + 1];
+        if (jb->acc)
+            for (int q = 0; q < full; q++) row[2 * q] += e[q], row[2 * q + 1] += o[q];
+        else
+            for (int q = 0; q < full; q++) row[2 * q] = bias + e[q], row[2 * q + 1] = bias + o[q];
+        if (full < cnt) row[2 * full] = (jb->acc ? row[2 * full] : bias) + e[full];
+    }
+}
+
+/* Outputs of channels [o0, o1). */
 static void output_part(void *ctx, int64_t o0, int64_t o1)
 {
     const wino_job *jb = ctx;
     int64_t stride_t = (int64_t)jb->cout * jb->cap;
     for (int64_t o = o0; o < o1; o++) {
-        const float *mo = jb->m + o * jb->cap;
         float bias = jb->bias ? jb->bias[o] : 0.0f;
-        for (int64_t k = 0; k < jb->nt; k++) {
-            int64_t j = jb->j0 + k, img = j / jb->per_img, r = j % jb->per_img;
-            int64_t oy = 2 * (r / jb->tw), ox = 2 * (r % jb->tw);
-            float a[2][4], out[4];
-            for (int s = 0; s < 4; s++) {
-                float m0 = mo[s * stride_t + k], m1 = mo[(4 + s) * stride_t + k];
-                float m2 = mo[(8 + s) * stride_t + k], m3 = mo[(12 + s) * stride_t + k];
-                a[0][s] = m0 + m1 + m2;
-                a[1][s] = m1 - m2 - m3;
-            }
-            for (int i = 0; i < 2; i++) {
-                out[2 * i] = a[i][0] + a[i][1] + a[i][2];
-                out[2 * i + 1] = a[i][1] - a[i][2] - a[i][3];
-            }
+        for (int64_t k = 0, cnt, img, ty, tx; k < jb->nt; k += cnt) {
+            cnt = tile_run(jb, k, &img, &ty, &tx);
             float *plane = jb->y + (img * jb->cout + o) * jb->ho * jb->wo;
-            for (int dy = 0; dy < 2 && oy + dy < jb->ho; dy++)
-                for (int dx = 0; dx < 2 && ox + dx < jb->wo; dx++) {
-                    float *p = plane + (oy + dy) * jb->wo + ox + dx;
-                    *p = (jb->acc ? *p : bias) + out[2 * dy + dx];
-                }
+            output_tiles(jb, jb->m + o * jb->cap + k, stride_t, bias, plane, ty, tx, (int)cnt);
         }
     }
 }
