@@ -201,7 +201,7 @@ def cells():
 
     def add(src):
         src = src.strip()
-        if not src or src in seen or "save" in src or len(src) > 2000:
+        if not src or src in seen or "save" in src or len(src) > 4000:
             return
         seen.add(src)
         out("lens", "cell_%03d.lens" % len(seen), src.encode())
@@ -213,6 +213,23 @@ def cells():
             for c in nb["cells"]:
                 if c["cell_type"] == "code":
                     add("".join(c["source"]))
+    # cells that need a model and an image get them (the session is cleared
+    # between inputs), and each notebook also becomes one long cell
+    setup = "m = model fashion\nx = sample fashion test 17\n"
+    for verb in ["gradcam x", "show gradcam x over x", "guided x", "guidedcam x", "saliency x",
+                 "smoothgrad x samples 3", "intgrad x steps 4", "occlusion x window 14 stride 7",
+                 "weights conv1", "activations x conv1 channel 0..3", "predict x top 3",
+                 "maximize conv2 filter 0..1 steps 3", "fool class 3 steps 3", "layers m",
+                 "compare x m m", "gradients x layer conv2", "evaluate m on fashion test limit 64",
+                 "train m on fashion epochs 1 limit 64 batch 32"]:
+        add(setup + verb)
+    for name in sorted(os.listdir(nbdir)):
+        if name.endswith(".ipynb"):
+            nb = json.load(open(os.path.join(nbdir, name)))
+            lines = [l for c in nb["cells"] if c["cell_type"] == "code"
+                     for l in "".join(c["source"]).splitlines() if "save" not in l]
+            whole = "\n".join(lines)[:4000]
+            add(whole[: whole.rfind("\n")] if len(whole) == 4000 else whole)
     # string literals of cells in the lens unit tests
     for name in ["test_lang_eval.c", "test_lang_lex.c", "test_lang_interp.c"]:
         text = open(os.path.join(ROOT, "tests", "unit", name)).read()

@@ -22,6 +22,9 @@
 #include "kernel/protocol/protocol.h"
 
 #define REGRESS_DIR CNNLENS_SOURCE_DIR "/tests/data/fuzz-regress"
+#ifndef CNNLENS_TEST_TIMEOUT_SCALE /* set by CMake; larger for valgrind builds */
+#define CNNLENS_TEST_TIMEOUT_SCALE 1
+#endif
 
 typedef int (*replay_fn)(const uint8_t *data, size_t size, cl_err *err);
 
