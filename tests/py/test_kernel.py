@@ -14,7 +14,8 @@ import pytest
 import zmq
 from jupyter_client.manager import KernelManager
 
-TIMEOUT = 10
+SLOW = float(os.environ.get("CNNLENS_TEST_SLOW", "1"))  # sanitizer/valgrind runs (conftest.py)
+TIMEOUT = 10 * SLOW
 
 
 def start(**kw):
@@ -199,9 +200,9 @@ def interrupt_once(kc, code, do_interrupt):
 
 def interrupt_during(kc, code, do_interrupt):
     run(kc, "x = 3")
-    best_of.limit = 0.2
+    best_of.limit = 0.2 * SLOW
     elapsed = best_of(3, lambda: interrupt_once(kc, code, do_interrupt))
-    assert elapsed < 0.2, f"the cell took {elapsed:.3f} s to stop"
+    assert elapsed < best_of.limit, f"the cell took {elapsed:.3f} s to stop"
     # the session survives
     reply, msgs = run(kc, "x")
     assert result_text(msgs) == ["3"]
@@ -412,8 +413,8 @@ def test_iopub_keeps_every_message(kernel):
     n = 1500  # above ZeroMQ's default high-water mark of 1000
     msg_id = kc.execute("\n".join(["show zeros 2 2"] * n))
     # all output is queued before the reply; the client reads IOPub only now
-    reply = shell_reply(kc, msg_id, timeout=60)  # (sanitizer builds are slow)
-    msgs = collect(kc, msg_id, timeout=60)
+    reply = shell_reply(kc, msg_id, timeout=6 * TIMEOUT)  # (sanitizer builds are slow)
+    msgs = collect(kc, msg_id, timeout=6 * TIMEOUT)
     assert reply["content"]["status"] == "ok"
     assert types(msgs).count("display_data") == n
     assert msgs[-1]["content"]["execution_state"] == "idle"
@@ -428,18 +429,18 @@ def shutdown_once():
         t0 = time.perf_counter()
         assert reply["parent_header"]["msg_id"] == msg_id
         assert reply["content"] == {"status": "ok", "restart": False}
-        proc.wait(timeout=5)
+        proc.wait(timeout=5 * SLOW)
         elapsed = time.perf_counter() - t0
-        assert km.provisioner.process.wait(timeout=5) == 0
+        assert km.provisioner.process.wait(timeout=5 * SLOW) == 0
         return elapsed
     finally:
         stop(km, kc)
 
 
 def test_shutdown_exits_quickly(jupyter_path):
-    best_of.limit = 0.1
+    best_of.limit = 0.1 * SLOW
     elapsed = best_of(3, shutdown_once)
-    assert elapsed < 0.1, f"the kernel took {elapsed:.3f} s to exit after its shutdown_reply"
+    assert elapsed < best_of.limit, f"the kernel took {elapsed:.3f} s to exit after its shutdown_reply"
 
 
 def test_shutdown_while_a_cell_runs(fresh):
@@ -448,8 +449,8 @@ def test_shutdown_while_a_cell_runs(fresh):
     wait_busy(kc, msg_id)
     t0 = time.perf_counter()
     km.request_shutdown()
-    km.provisioner.process.wait(timeout=5)
-    assert time.perf_counter() - t0 < 0.5
+    km.provisioner.process.wait(timeout=5 * SLOW)
+    assert time.perf_counter() - t0 < 0.5 * SLOW
 
 
 def test_restart_clears_the_session(fresh):
@@ -482,9 +483,10 @@ def test_1000_executes_keep_memory_flat(fresh):
     burst(1000)
     after = proc.memory_info().rss
     assert km.is_alive()
-    if os.environ.get("CNNLENS_SANITIZE", "0") in ("0", "", "FALSE", "OFF"):
-        # (AddressSanitizer's quarantine holds freed memory on purpose; its
-        # leak checker covers that build instead.)
+    if os.environ.get("CNNLENS_SANITIZE", "0") in ("0", "", "FALSE", "OFF") and not os.environ.get(
+            "CNNLENS_UNDER_VALGRIND"):
+        # (AddressSanitizer's quarantine holds freed memory on purpose, valgrind's
+        # translation cache grows with new code paths; their leak checks cover those runs.)
         assert after - before < 1 << 20, f"resident set grew by {(after - before) / 1024:.0f} KiB"
         assert after < 16 << 20, f"resident set is {after / 2**20:.1f} MiB"
 

@@ -78,7 +78,7 @@ static const char *text(void)
     return json_string_value(json_object_get(res.result, "text/plain"));
 }
 
-TestSuite(engine, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(engine, .init = setup, .fini = teardown, .timeout = 120 * CNNLENS_TEST_TIMEOUT_SCALE);
 
 Test(engine, model_layers_sample_predict)
 {

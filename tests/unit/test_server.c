@@ -210,7 +210,7 @@ static json_t *exec_content(const char *code)
                      "user_expressions", "allow_stdin", 1);
 }
 
-TestSuite(server, .init = start, .fini = stop, .timeout = 30);
+TestSuite(server, .init = start, .fini = stop, .timeout = 30 * CNNLENS_TEST_TIMEOUT_SCALE);
 
 Test(server, execute_publishes_in_order)
 {
