@@ -39,3 +39,8 @@ void cl_progress_snapshot(const cl_progress *p, const cl_snapshot *s, double *cl
     p->snapshot(p->snapshot_ctx, s);
     if (clock) *clock = cl_progress_now();
 }
+
+void cl_progress_offer(const cl_progress *p, const cl_snapshot *s, double *clock)
+{
+    if (cl_progress_snapshot_due(p, clock)) cl_progress_snapshot(p, s, clock);
+}

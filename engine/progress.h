@@ -26,14 +26,17 @@
 /* Seconds between snapshots when snapshot_every is 0. */
 #define CL_SNAPSHOT_EVERY 0.3
 
-/* What a loop has so far, for a live picture. */
+/* What a loop has so far, for a live picture; a zero field is "none". */
 typedef struct cl_snapshot {
-    const char *what;    /* the loop's name: "maximize", "fool" */
+    const char *what;    /* the loop's name: "maximize", "fool", "occlusion" */
     long done, total;    /* steps done (the image is after `done` steps), the most there are */
     const tn_tensor *x;  /* the current images, (n,C,H,W) */
     const float *values; /* the objective of each of the n images, or NULL */
-    float prob;          /* fool: the class probability of x; NaN for other loops */
+    float prob;          /* fool: the class probability of x (NaN or 0 for other loops) */
     int stopped;         /* 1: the loop was interrupted and this is where it stopped */
+    /* occlusion: x is the map's running sums (1,H,W) and counts[i] the terms
+     * in pixel i so far: the map so far is sum / count where count > 0 */
+    const float *counts;
 } cl_snapshot;
 
 typedef struct cl_progress {
@@ -62,6 +65,10 @@ int cl_progress_snapshot_due(const cl_progress *p, double *clock);
 /* Calls p's snapshot callback (if any) with s, then restarts *clock (clock may
  * be NULL), so the time the callback takes is not taken from the loop's share. */
 void cl_progress_snapshot(const cl_progress *p, const cl_snapshot *s, double *clock);
+
+/* Both in one: sends s if a snapshot is due (for loops whose snapshot costs
+ * nothing to describe). */
+void cl_progress_offer(const cl_progress *p, const cl_snapshot *s, double *clock);
 
 /* Wall-clock seconds (CLOCK_MONOTONIC) from an arbitrary start. */
 double cl_progress_now(void);

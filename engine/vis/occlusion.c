@@ -71,6 +71,7 @@ tn_tensor *vis_occlusion(net *m, const tn_tensor *x, int cls, const vis_occlusio
         goto fail;
     }
     if (net_keep_base(m, err)) goto fail;
+    double clock = 0.0; /* when the live picture (the rows done so far) was last shown */
     for (int64_t k0 = 0; k0 < total;) {
         /* A batch never spans two rows of windows: all its copies differ from
          * x in the same rows. */
@@ -99,6 +100,11 @@ tn_tensor *vis_occlusion(net *m, const tn_tensor *x, int cls, const vis_occlusio
                 }
         }
         k0 += b;
+        cl_progress_offer(
+            p,
+            &(cl_snapshot){
+                .what = "occlusion", .done = k0, .total = total, .x = sum, .counts = count},
+            &clock);
     }
     net_drop_base(m);
     for (int64_t i = 0; i < HW; i++) sum->data[i] = count[i] > 0 ? sum->data[i] / count[i] : 0.0f;

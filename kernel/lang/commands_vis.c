@@ -171,6 +171,9 @@ static int do_smoothgrad(lc_call *c, lv_value **out, cl_err *err)
     tn_tensor x;
     int cls, used = -1;
     if (le_input(c, m, "x", &x, err) < 0 || le_class(c, m, "class", &cls, err) < 0) return -1;
+    if (lc_check_limit(c, "samples", LIM_STEPS, lc_num(c, "samples", 25), "smoothgrad: samples",
+                       err))
+        return -1;
     int samples = (int)lc_num(c, "samples", 25);
     if (samples < 1 || samples > 1000)
         return lc_arg_error(c, "samples", err, CL_EINVAL, "smoothgrad: samples must be 1..1000");
@@ -194,6 +197,8 @@ static int do_intgrad(lc_call *c, lv_value **out, cl_err *err)
     tn_tensor x;
     int cls, used = -1;
     if (le_input(c, m, "x", &x, err) < 0 || le_class(c, m, "class", &cls, err) < 0) return -1;
+    if (lc_check_limit(c, "steps", LIM_STEPS, lc_num(c, "steps", 50), "intgrad: steps", err))
+        return -1;
     int steps = (int)lc_num(c, "steps", 50);
     if (steps < 1 || steps > 1000)
         return lc_arg_error(c, "steps", err, CL_EINVAL, "intgrad: steps must be 1..1000");
@@ -206,6 +211,258 @@ static int do_intgrad(lc_call *c, lv_value **out, cl_err *err)
     class_text(c, used, what, sizeof what);
     snprintf(desc, sizeof desc, "integrated gradients of %s, %d steps", what, steps);
     return gradient_image(a, desc, out, err);
+}
+
+/* ---- live pictures of maximize, fool and occlusion ---------------------- */
+
+/* A live picture stays under this many bytes of PNG, 96 kB as base64 in its
+ * message: one every 0.3 s is then at most a third of the 1 MB/s a notebook
+ * server passes on IOPub. */
+#define LIVE_MAX_PNG (72 * 1024)
+
+/* Image i of a batch (n,C,H,W) as a (C,H,W) view. */
+static tn_tensor batch_item(const tn_tensor *b, int i)
+{
+    tn_tensor one = *b;
+    one.ndim = 3;
+    for (int d = 0; d < 3; d++) {
+        one.shape[d] = b->shape[d + 1];
+        one.stride[d] = b->stride[d + 1];
+    }
+    one.data = b->data + (size_t)i * b->stride[0];
+    one.cap = 0;
+    return one;
+}
+
+/* A (C,H,W) tensor no longer than `side` on its longer side (bilinear, as
+ * cv2.resize); side <= 0 or a small image: a copy. */
+static tn_tensor *fit_side(const tn_tensor *x, int side, cl_err *err)
+{
+    int64_t h = x->shape[x->ndim - 2], w = x->shape[x->ndim - 1], longer = h > w ? h : w;
+    if (side <= 0 || longer <= side) return tn_clone(x, err);
+    int oh = (int)(h * side / longer), ow = (int)(w * side / longer);
+    return img_resize(x, oh < 1 ? 1 : oh, ow < 1 ? 1 : ow, err);
+}
+
+/* A unit's value as a short caption number ("12.3", "-0.0456", "12345"). */
+static void short_num(float v, char *buf, size_t n)
+{
+    snprintf(buf, n, fabsf(v) >= 1000.0f ? "%.0f" : "%.3g", (double)v);
+}
+
+/* One tile per image, each min-max scaled on its own like the lecture's
+ * figures, captioned "filter 3" or, with values (live), "3: 12.3"; images
+ * longer than `side` are shrunk first (side <= 0: as they are). */
+static rd_tiles *max_tiles(const tn_tensor *imgs, const int *units, const char *which,
+                           const float *values, int side, cl_err *err)
+{
+    rd_tiles *tiles = rd_tiles_new(err);
+    for (int i = 0; tiles && i < (int)imgs->shape[0]; i++) {
+        tn_tensor one = batch_item(imgs, i);
+        tn_tensor *small = side > 0 ? fit_side(&one, side, err) : NULL;
+        rd_image *im = side > 0 && !small ? NULL : rd_from_tensor(small ? small : &one, 1, err);
+        tn_free(small);
+        char cap[64], num[32];
+        if (values) {
+            short_num(values[i], num, sizeof num);
+            snprintf(cap, sizeof cap, "%d: %s", units[i], num);
+        } else {
+            snprintf(cap, sizeof cap, "%s %d", which ? which : "unit", units[i]);
+        }
+        if (!im || rd_tiles_add(tiles, im, cap, err) < 0) {
+            rd_tiles_free(tiles);
+            tiles = NULL;
+        }
+    }
+    return tiles;
+}
+
+/* im (taken) under a white strip with `text`, one line per '\n'. */
+static rd_image *with_banner(rd_image *im, const char *text, cl_err *err)
+{
+    static const uint8_t ink[3] = {0, 0, 0};
+    int lines = 1;
+    for (const char *p = text; *p; p++) lines += *p == '\n';
+    int scale = im->w >= 320 ? 2 : 1, line_h = (RD_FONT_H + 3) * scale;
+    rd_image *o = rd_image_new(im->w, im->h + lines * line_h + 2 * scale, 3, err);
+    if (o) {
+        memset(o->pix, 255, (size_t)o->w * o->h * 3);
+        uint8_t *d = o->pix + (size_t)(lines * line_h + 2 * scale) * o->w * 3;
+        for (int i = 0; i < im->w * im->h; i++)
+            for (int k = 0; k < 3; k++) d[3 * i + k] = im->pix[im->c * i + (im->c == 3 ? k : 0)];
+        char line[256];
+        const char *p = text;
+        for (int l = 0; l < lines; l++) {
+            size_t len = strcspn(p, "\n");
+            snprintf(line, sizeof line, "%.*s", (int)(len < 255 ? len : 255), p);
+            rd_draw_text(o, 2 * scale, 2 * scale + l * line_h, line, ink, scale);
+            p += len + (p[len] == '\n');
+        }
+    }
+    rd_image_free(im);
+    return o;
+}
+
+/* What the live display of maximize or fool draws and says. */
+typedef struct live_pic {
+    le_live live;
+    const char *layer, *which, *range; /* maximize: "conv2", "filter", "0..13" */
+    const int *units;
+    char what[160]; /* fool: "class 3 (Dress)" */
+    char cls[32];   /* fool: "class 3" */
+    int shrink;     /* how many times the picture had to shrink to fit LIVE_MAX_PNG */
+} live_pic;
+
+/* A copy of im with size ow x oh, nearest neighbour (up or down). */
+static rd_image *resample_nearest(const rd_image *im, int ow, int oh, cl_err *err)
+{
+    rd_image *o = rd_image_new(ow < 1 ? 1 : ow, oh < 1 ? 1 : oh, im->c, err);
+    for (int y = 0; o && y < o->h; y++)
+        for (int x = 0; x < o->w; x++)
+            memcpy(o->pix + ((size_t)y * o->w + x) * o->c,
+                   im->pix + ((size_t)(y * im->h / o->h) * im->w + x * im->w / o->w) * im->c,
+                   (size_t)o->c);
+    return o;
+}
+
+/* The occlusion map so far, sum / count: jet over the range of the pixels
+ * already covered, the others light grey, scaled so that its longer side is
+ * f times the final figure's (small maps are enlarged to about 224). */
+static rd_image *partial_map(const cl_snapshot *s, double f, cl_err *err)
+{
+    int64_t H = s->x->shape[s->x->ndim - 2], W = s->x->shape[s->x->ndim - 1], HW = H * W;
+    tn_tensor *m = tn_new2(H, W, err);
+    if (!m) return NULL;
+    float lo = INFINITY, hi = -INFINITY;
+    for (int64_t i = 0; i < HW; i++)
+        if (s->counts[i] > 0) {
+            m->data[i] = s->x->data[i] / s->counts[i];
+            lo = fminf(lo, m->data[i]);
+            hi = fmaxf(hi, m->data[i]);
+        }
+    for (int64_t i = 0; i < HW; i++)
+        m->data[i] = s->counts[i] > 0 ? (m->data[i] - lo) / (1e-7f + hi - lo) : 0.0f;
+    rd_image *jet = rd_colorize(m, RD_CMAP_JET, 0, err);
+    tn_free(m);
+    if (!jet) return NULL;
+    for (int64_t i = 0; i < HW; i++)
+        if (!(s->counts[i] > 0)) memset(jet->pix + 3 * i, 224, 3);
+    int64_t longer = H > W ? H : W, full = longer < 224 ? 224 / longer * longer : longer;
+    int side = (int)(f * (double)full);
+    rd_image *o = resample_nearest(jet, (int)(W * side / longer), (int)(H * side / longer), err);
+    rd_image_free(jet);
+    return o;
+}
+
+/* The picture of a snapshot at shrink level k (each level 0.7 times smaller). */
+static rd_image *live_image(const live_pic *L, const cl_snapshot *s, int k, cl_err *err)
+{
+    double f = pow(0.7, k);
+    int64_t n = s->x->shape[0], C = s->x->shape[1], H = s->x->shape[2], W = s->x->shape[3];
+    int64_t longer = H > W ? H : W;
+    /* Start where noise (PNG's worst case) would just fit, so that big
+     * ImageNet batches do not try their full size first. */
+    double fits = sqrt(2.0 * LIVE_MAX_PNG / (double)(n * C));
+    int side = (int)(f * (fits < (double)longer ? fits : (double)longer));
+    if (side < 8) side = 8;
+    /* The step and what the numbers are; the numbers sit under each tile. */
+    char banner[160];
+    int occ = !strcmp(s->what, "occlusion");
+    int len =
+        snprintf(banner, sizeof banner, "%s %ld/%ld", occ ? "windows" : "step", s->done, s->total);
+    if (!strcmp(s->what, "fool"))
+        len += snprintf(banner + len, sizeof banner - (size_t)len, "  p(%s) = %.4f", L->cls,
+                        (double)s->prob);
+    else if (s->values)
+        len += snprintf(banner + len, sizeof banner - (size_t)len, "\n%s",
+                        !L->which || !strcmp(L->which, "filter") ? "filter: sum a^k"
+                        : !strcmp(L->which, "class")             ? "class: logit"
+                                                                 : "neuron: value");
+    if (s->stopped) snprintf(banner + len, sizeof banner - (size_t)len, "\nstopped");
+    rd_image *im = NULL;
+    if (occ) {
+        im = partial_map(s, f, err);
+    } else if (!strcmp(s->what, "maximize")) {
+        rd_tiles *tiles = max_tiles(s->x, L->units, L->which, s->values, side, err);
+        int tile = (int)(64 * f); /* small tiles are enlarged less as the picture shrinks */
+        rd_grid_opts go = {.cols = 0, .tile = tile < 1 ? 1 : tile, .pad = 4};
+        im = tiles ? rd_grid(tiles, &go, err) : NULL;
+        rd_tiles_free(tiles);
+    } else { /* fool: shown as its final figure is, enlarged to about 224 pixels */
+        tn_tensor one = batch_item(s->x, 0);
+        tn_tensor *t = fit_side(&one, side, err);
+        for (int64_t i = 0; t && i < tn_numel(t); i++)
+            t->data[i] = t->data[i] < 0.0f ? 0.0f : t->data[i] > 1.0f ? 1.0f : t->data[i];
+        rd_image *small = t ? rd_from_tensor(t, 0, err) : NULL;
+        tn_free(t);
+        int64_t got = small ? (small->w > small->h ? small->w : small->h) : 1;
+        int up = got < 224 ? (int)(224 * f / (double)got) : 1;
+        im = small && up > 1 ? rd_scale_nearest(small, up, err) : small;
+        if (im != small) rd_image_free(small);
+    }
+    return im ? with_banner(im, banner, err) : NULL;
+}
+
+static void live_text(const live_pic *L, const cl_snapshot *s, char *buf, size_t n)
+{
+    int len;
+    if (!strcmp(s->what, "fool"))
+        len = snprintf(buf, n, "fool %s: step %ld of %ld, probability %.4f", L->what, s->done,
+                       s->total, (double)s->prob);
+    else if (!strcmp(s->what, "occlusion"))
+        len = snprintf(buf, n, "occlusion of %s: %ld of %ld windows", L->what, s->done, s->total);
+    else
+        len = snprintf(buf, n, "maximize %s %s %s: step %ld of %ld", L->layer,
+                       L->which ? L->which : "unit", L->range, s->done, s->total);
+    for (int i = 0; s->values && i < (int)s->x->shape[0] && len > 0 && (size_t)len < n; i++)
+        len += snprintf(buf + len, n - (size_t)len, "%s%d: %g", i ? ", " : "; values ", L->units[i],
+                        (double)s->values[i]);
+    if (s->stopped && len > 0 && (size_t)len < n)
+        snprintf(buf + len, n - (size_t)len, " (stopped)");
+}
+
+/* The engine's snapshot callback: a picture under LIVE_MAX_PNG bytes, else
+ * nothing (the progress text stays). */
+static void live_snapshot(void *ctx, const cl_snapshot *s)
+{
+    live_pic *L = ctx;
+    cl_err err = {0};
+    for (int k = L->shrink; k < L->shrink + 8; k++) {
+        rd_image *im = live_image(L, s, k, &err);
+        uint8_t *png = NULL;
+        size_t len = 0;
+        int ok = im && rd_png(im, &png, &len, &err) == 0;
+        rd_image_free(im);
+        if (ok && len <= LIVE_MAX_PNG) {
+            char text[1024];
+            live_text(L, s, text, sizeof text);
+            le_live_picture(&L->live, png, len, text);
+            L->shrink = k; /* the next picture starts at the size that fitted */
+        }
+        free(png);
+        if (!ok || len <= LIVE_MAX_PNG) return;
+    }
+}
+
+/* A live display whose progress bar turns into pictures when someone watches. */
+static cl_progress live_pic_start(live_pic *L, lc_call *c)
+{
+    cl_progress p = le_live_start(&L->live, c);
+    if (le_live_watched(c)) {
+        p.snapshot = live_snapshot;
+        p.snapshot_ctx = L;
+    }
+    return p;
+}
+
+/* Captum's count: ceil((D - w) / s) + 1 windows along each axis. */
+static double occlusion_windows(const tn_tensor *x, const vis_occlusion_opts *o)
+{
+    double n = 1;
+    int64_t d[2] = {x->shape[x->ndim - 2], x->shape[x->ndim - 1]};
+    int w[2] = {o->window_h, o->window_w}, s[2] = {o->stride_h, o->stride_w};
+    for (int i = 0; i < 2; i++) n *= d[i] <= w[i] ? 1 : ceil((double)(d[i] - w[i]) / s[i]) + 1;
+    return n;
 }
 
 static int do_occlusion(lc_call *c, lv_value **out, cl_err *err)
@@ -222,10 +479,17 @@ static int do_occlusion(lc_call *c, lv_value **out, cl_err *err)
     if (o.window_h < 1 || o.stride_h < 1)
         return lc_arg_error(c, "window", err, CL_EINVAL,
                             "occlusion: window and stride must be 1 or more");
-    le_live live;
-    cl_progress p = le_live_start(&live, c);
+    if (lc_check_limit(c, "stride", LIM_STEPS, occlusion_windows(&x, &o),
+                       "occlusion: the number of windows", err))
+        return -1;
+    live_pic live = {0};
+    if (cls >= 0)
+        class_text(c, cls, live.what, sizeof live.what);
+    else
+        snprintf(live.what, sizeof live.what, "the predicted class");
+    cl_progress p = live_pic_start(&live, c);
     tn_tensor *map = vis_occlusion(m, &x, cls, &o, &p, &used, err);
-    le_live_finish(&live, map ? "occlusion: done" : "occlusion: stopped");
+    le_live_finish(&live.live, map ? "occlusion: done" : "occlusion: stopped");
     if (!map) return -1;
     drop_batch(map, 0);
     char what[160], desc[256];
@@ -446,201 +710,6 @@ static int do_activations(lc_call *c, lv_value **out, cl_err *err)
     return (*out = grid_value(tiles, numbers, desc, err)) ? 0 : -1;
 }
 
-/* ---- live pictures of maximize and fool -------------------------------- */
-
-/* A live picture stays under this many bytes of PNG, 96 kB as base64 in its
- * message: one every 0.3 s is then at most a third of the 1 MB/s a notebook
- * server passes on IOPub. */
-#define LIVE_MAX_PNG (72 * 1024)
-
-/* Image i of a batch (n,C,H,W) as a (C,H,W) view. */
-static tn_tensor batch_item(const tn_tensor *b, int i)
-{
-    tn_tensor one = *b;
-    one.ndim = 3;
-    for (int d = 0; d < 3; d++) {
-        one.shape[d] = b->shape[d + 1];
-        one.stride[d] = b->stride[d + 1];
-    }
-    one.data = b->data + (size_t)i * b->stride[0];
-    one.cap = 0;
-    return one;
-}
-
-/* A (C,H,W) tensor no longer than `side` on its longer side (bilinear, as
- * cv2.resize); side <= 0 or a small image: a copy. */
-static tn_tensor *fit_side(const tn_tensor *x, int side, cl_err *err)
-{
-    int64_t h = x->shape[x->ndim - 2], w = x->shape[x->ndim - 1], longer = h > w ? h : w;
-    if (side <= 0 || longer <= side) return tn_clone(x, err);
-    int oh = (int)(h * side / longer), ow = (int)(w * side / longer);
-    return img_resize(x, oh < 1 ? 1 : oh, ow < 1 ? 1 : ow, err);
-}
-
-/* A unit's value as a short caption number ("12.3", "-0.0456", "12345"). */
-static void short_num(float v, char *buf, size_t n)
-{
-    snprintf(buf, n, fabsf(v) >= 1000.0f ? "%.0f" : "%.3g", (double)v);
-}
-
-/* One tile per image, each min-max scaled on its own like the lecture's
- * figures, captioned "filter 3" or, with values (live), "3: 12.3"; images
- * longer than `side` are shrunk first (side <= 0: as they are). */
-static rd_tiles *max_tiles(const tn_tensor *imgs, const int *units, const char *which,
-                           const float *values, int side, cl_err *err)
-{
-    rd_tiles *tiles = rd_tiles_new(err);
-    for (int i = 0; tiles && i < (int)imgs->shape[0]; i++) {
-        tn_tensor one = batch_item(imgs, i);
-        tn_tensor *small = side > 0 ? fit_side(&one, side, err) : NULL;
-        rd_image *im = side > 0 && !small ? NULL : rd_from_tensor(small ? small : &one, 1, err);
-        tn_free(small);
-        char cap[64], num[32];
-        if (values) {
-            short_num(values[i], num, sizeof num);
-            snprintf(cap, sizeof cap, "%d: %s", units[i], num);
-        } else {
-            snprintf(cap, sizeof cap, "%s %d", which ? which : "unit", units[i]);
-        }
-        if (!im || rd_tiles_add(tiles, im, cap, err) < 0) {
-            rd_tiles_free(tiles);
-            tiles = NULL;
-        }
-    }
-    return tiles;
-}
-
-/* im (taken) under a white strip with `text`, one line per '\n'. */
-static rd_image *with_banner(rd_image *im, const char *text, cl_err *err)
-{
-    static const uint8_t ink[3] = {0, 0, 0};
-    int lines = 1;
-    for (const char *p = text; *p; p++) lines += *p == '\n';
-    int scale = im->w >= 320 ? 2 : 1, line_h = (RD_FONT_H + 3) * scale;
-    rd_image *o = rd_image_new(im->w, im->h + lines * line_h + 2 * scale, 3, err);
-    if (o) {
-        memset(o->pix, 255, (size_t)o->w * o->h * 3);
-        uint8_t *d = o->pix + (size_t)(lines * line_h + 2 * scale) * o->w * 3;
-        for (int i = 0; i < im->w * im->h; i++)
-            for (int k = 0; k < 3; k++) d[3 * i + k] = im->pix[im->c * i + (im->c == 3 ? k : 0)];
-        char line[256];
-        const char *p = text;
-        for (int l = 0; l < lines; l++) {
-            size_t len = strcspn(p, "\n");
-            snprintf(line, sizeof line, "%.*s", (int)(len < 255 ? len : 255), p);
-            rd_draw_text(o, 2 * scale, 2 * scale + l * line_h, line, ink, scale);
-            p += len + (p[len] == '\n');
-        }
-    }
-    rd_image_free(im);
-    return o;
-}
-
-/* What the live display of maximize or fool draws and says. */
-typedef struct live_pic {
-    le_live live;
-    const char *layer, *which, *range; /* maximize: "conv2", "filter", "0..13" */
-    const int *units;
-    char what[160]; /* fool: "class 3 (Dress)" */
-    char cls[32];   /* fool: "class 3" */
-    int shrink;     /* how many times the picture had to shrink to fit LIVE_MAX_PNG */
-} live_pic;
-
-/* The picture of a snapshot at shrink level k (each level 0.7 times smaller). */
-static rd_image *live_image(const live_pic *L, const cl_snapshot *s, int k, cl_err *err)
-{
-    double f = pow(0.7, k);
-    int64_t n = s->x->shape[0], C = s->x->shape[1], H = s->x->shape[2], W = s->x->shape[3];
-    int64_t longer = H > W ? H : W;
-    /* Start where noise (PNG's worst case) would just fit, so that big
-     * ImageNet batches do not try their full size first. */
-    double fits = sqrt(2.0 * LIVE_MAX_PNG / (double)(n * C));
-    int side = (int)(f * (fits < (double)longer ? fits : (double)longer));
-    if (side < 8) side = 8;
-    /* The step and what the numbers are; the numbers sit under each tile. */
-    char banner[160];
-    int len = snprintf(banner, sizeof banner, "step %ld/%ld", s->done, s->total);
-    if (!isnan(s->prob))
-        len += snprintf(banner + len, sizeof banner - (size_t)len, "  p(%s) = %.4f", L->cls,
-                        (double)s->prob);
-    else if (s->values)
-        len += snprintf(banner + len, sizeof banner - (size_t)len, "\n%s",
-                        !L->which || !strcmp(L->which, "filter") ? "filter: sum a^k"
-                        : !strcmp(L->which, "class")             ? "class: logit"
-                                                                 : "neuron: value");
-    if (s->stopped) snprintf(banner + len, sizeof banner - (size_t)len, "\nstopped");
-    rd_image *im = NULL;
-    if (!strcmp(s->what, "maximize")) {
-        rd_tiles *tiles = max_tiles(s->x, L->units, L->which, s->values, side, err);
-        int tile = (int)(64 * f); /* small tiles are enlarged less as the picture shrinks */
-        rd_grid_opts go = {.cols = 0, .tile = tile < 1 ? 1 : tile, .pad = 4};
-        im = tiles ? rd_grid(tiles, &go, err) : NULL;
-        rd_tiles_free(tiles);
-    } else { /* fool: shown as its final figure is, enlarged to about 224 pixels */
-        tn_tensor one = batch_item(s->x, 0);
-        tn_tensor *t = fit_side(&one, side, err);
-        for (int64_t i = 0; t && i < tn_numel(t); i++)
-            t->data[i] = t->data[i] < 0.0f ? 0.0f : t->data[i] > 1.0f ? 1.0f : t->data[i];
-        rd_image *small = t ? rd_from_tensor(t, 0, err) : NULL;
-        tn_free(t);
-        int64_t got = small ? (small->w > small->h ? small->w : small->h) : 1;
-        int up = got < 224 ? (int)(224 * f / (double)got) : 1;
-        im = small && up > 1 ? rd_scale_nearest(small, up, err) : small;
-        if (im != small) rd_image_free(small);
-    }
-    return im ? with_banner(im, banner, err) : NULL;
-}
-
-static void live_text(const live_pic *L, const cl_snapshot *s, char *buf, size_t n)
-{
-    int len;
-    if (!strcmp(s->what, "fool"))
-        len = snprintf(buf, n, "fool %s: step %ld of %ld, probability %.4f", L->what, s->done,
-                       s->total, (double)s->prob);
-    else
-        len = snprintf(buf, n, "maximize %s %s %s: step %ld of %ld", L->layer,
-                       L->which ? L->which : "unit", L->range, s->done, s->total);
-    for (int i = 0; s->values && i < (int)s->x->shape[0] && len > 0 && (size_t)len < n; i++)
-        len += snprintf(buf + len, n - (size_t)len, "%s%d: %g", i ? ", " : "; values ", L->units[i],
-                        (double)s->values[i]);
-    if (s->stopped && len > 0 && (size_t)len < n)
-        snprintf(buf + len, n - (size_t)len, " (stopped)");
-}
-
-/* The engine's snapshot callback: a picture under LIVE_MAX_PNG bytes, else
- * nothing (the progress text stays). */
-static void live_snapshot(void *ctx, const cl_snapshot *s)
-{
-    live_pic *L = ctx;
-    cl_err err = {0};
-    for (int k = L->shrink; k < L->shrink + 8; k++) {
-        rd_image *im = live_image(L, s, k, &err);
-        uint8_t *png = NULL;
-        size_t len = 0;
-        int ok = im && rd_png(im, &png, &len, &err) == 0;
-        rd_image_free(im);
-        if (ok && len <= LIVE_MAX_PNG) {
-            char text[1024];
-            live_text(L, s, text, sizeof text);
-            le_live_picture(&L->live, png, len, text);
-            L->shrink = k; /* the next picture starts at the size that fitted */
-        }
-        free(png);
-        if (!ok || len <= LIVE_MAX_PNG) return;
-    }
-}
-
-/* A live display whose progress bar turns into pictures when someone watches. */
-static cl_progress live_pic_start(live_pic *L, lc_call *c)
-{
-    cl_progress p = le_live_start(&L->live, c);
-    if (le_live_watched(c)) {
-        p.snapshot = live_snapshot;
-        p.snapshot_ctx = L;
-    }
-    return p;
-}
-
 /* "0..13" or "3" for the text of a live display. */
 static void range_text(lc_call *c, const char *which, char *buf, size_t n)
 {
@@ -675,6 +744,10 @@ static int do_maximize(lc_call *c, lv_value **out, cl_err *err)
         units[0] = 0;
     }
     vis_max_opts o = {0};
+    if (lc_check_limit(c, "steps", LIM_STEPS, lc_num(c, "steps", 200), "maximize: steps", err)) {
+        free(units);
+        return -1;
+    }
     o.steps = (int)lc_num(c, "steps", 200);
     o.lr = (float)lc_num(c, "lr", 0.05);
     o.l1 = (float)lc_num(c, "l1", 0);
@@ -728,6 +801,8 @@ static int do_fool(lc_call *c, lv_value **out, cl_err *err)
     vis_fool_opts o = {0};
     o.cls = cls;
     o.confidence = (float)lc_num(c, "confidence", 0.99);
+    if (lc_check_limit(c, "steps", LIM_STEPS, lc_num(c, "steps", 2000), "fool: steps", err))
+        return -1;
     o.max_steps = (int)lc_num(c, "steps", 2000);
     le_valid_range(m, &o.lo, &o.hi);
     o.seed = ss_rand_u64(c->s);

@@ -299,3 +299,46 @@ def test_cnnlens_run_keeps_only_the_final_figures(cnnlens_bin, long_steps, tmp_p
     assert sorted(p.name for p in figs.iterdir()) == ["cell2-1.png", "cell4-1.png"]
     final = base64.b64decode(out.cells[1].outputs[0]["data"]["image/png"])
     assert (figs / "cell2-1.png").read_bytes() == final
+
+
+def test_occlusion_shows_the_rows_done_so_far(kernel, tmp_path):
+    km, kc = kernel
+    y, x = np.mgrid[0:256, 0:256]
+    photo = np.stack([(x % 64) * 4, (y % 32) * 8, ((x + y) % 128) * 2], -1).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "pattern.png"), photo)
+    reply, _ = execute(kc, f'r = model resnet18\nxi = image "{tmp_path / "pattern.png"}" preprocess imagenet')
+    assert reply["status"] == "ok", reply.get("evalue")
+    try:
+        for stride in (32, 16, 8):  # the first run that lasts long enough to be watched
+            reply, msgs = execute(kc, f"show occlusion xi window 32 stride {stride}", timeout=600)
+            assert reply["status"] == "ok", reply.get("evalue")
+            if any("image/png" in m["content"]["data"] for m in displays(msgs)[:-1]):
+                break
+        live, final = check_live_run(msgs, "occlusion of class")
+        first = live[0]["content"]["data"]
+        assert first["text/plain"].startswith("occlusion of the predicted class: ")
+        done = [int(m["content"]["data"]["text/plain"].split(": ")[1].split()[0]) for m in live]
+        assert done == sorted(done) and done[0] > 0
+        # The rows still to come are grey; the final map has none.
+        _, img = png_of(live[0]["content"])
+        grey = np.all(img[..., :3] == 224, axis=-1)
+        assert grey[-10:].mean() > 0.9, "the last rows should be waiting (grey)"
+        _, fin = png_of(final)
+        assert not np.all(fin[..., :3] == 224, axis=-1).any()
+        # An interrupt leaves the last rows shown.
+        msg_id = kc.execute("show occlusion xi window 16 stride 4")
+        asked = {}
+
+        def interrupt_at_first_picture(msg):
+            if msg["msg_type"] == "update_display_data" and "image/png" in msg["content"]["data"] \
+                    and "at" not in asked:
+                asked["at"] = time.time()
+                km.interrupt_kernel()
+
+        msgs = collect(kc, msg_id, timeout=600, on_msg=interrupt_at_first_picture)
+        reply = reply_of(kc, msg_id)
+        assert "at" in asked and reply["ename"] == "KeyboardInterrupt"
+        assert msgs[-1]["arrived"] - asked["at"] < 2.0 * SLOW
+        assert "image/png" in displays(msgs)[-1]["content"]["data"]
+    finally:
+        execute(kc, "m = model fashion")

@@ -237,3 +237,66 @@ Test(progress, fool_snapshots_carry_the_true_probability_and_stop_on_interrupt)
     net_free(S.check);
     net_free(m);
 }
+
+/* Occlusion: the map's running sums and counts after `done` windows. */
+typedef struct occ_seen {
+    int calls, bad_counts, bad_means, total_ok;
+    long last_done;
+    const tn_tensor *final; /* the map of the same run without watching */
+    int win, stride;
+} occ_seen;
+
+/* Windows (Captum's rule) among the first `done` that cover pixel (y, x) of a 28x28 map. */
+static int covering(const occ_seen *S, long done, int y, int x)
+{
+    int n = (28 - S->win + S->stride - 1) / S->stride + 1, c = 0;
+    for (long k = 0; k < done; k++) {
+        int y0 = (int)(k / n) * S->stride, x0 = (int)(k % n) * S->stride;
+        c += y >= y0 && y < y0 + S->win && x >= x0 && x < x0 + S->win;
+    }
+    return c;
+}
+
+static void on_occ(void *ctx, const cl_snapshot *s)
+{
+    occ_seen *S = ctx;
+    S->calls++;
+    S->total_ok &= !strcmp(s->what, "occlusion") && s->done > S->last_done && s->done <= s->total &&
+                   s->counts && s->x->shape[s->x->ndim - 1] == 28;
+    S->last_done = s->done;
+    long all = s->total;
+    for (int y = 0; y < 28; y++)
+        for (int x = 0; x < 28; x++) {
+            int i = y * 28 + x, now = covering(S, s->done, y, x);
+            S->bad_counts += s->counts[i] != (float)now;
+            /* A pixel whose windows are all done already has its final value. */
+            if (now && now == covering(S, all, y, x))
+                S->bad_means += fabsf(s->x->data[i] / s->counts[i] - S->final->data[i]) >
+                                1e-5f * (1.0f + fabsf(S->final->data[i]));
+        }
+}
+
+Test(progress, occlusion_snapshots_hold_the_rows_done_so_far)
+{
+    cl_err err = {0};
+    net *m = fashion();
+    tn_tensor *x = tn_new4(1, 1, 28, 28, &err);
+    for (int i = 0; i < 784; i++) x->data[i] = (float)((i * 37) % 101) / 100.0f;
+    vis_occlusion_opts o = {.window_h = 4, .stride_h = 1, .batch = 5};
+    tn_tensor *plain = vis_occlusion(m, x, 2, &o, NULL, NULL, &err);
+    cr_assert_not_null(plain, "%s", err.msg);
+    occ_seen S = {.total_ok = 1, .final = plain, .win = 4, .stride = 1};
+    cl_progress p = {.snapshot = on_occ, .snapshot_ctx = &S, .snapshot_every = 1e-6};
+    tn_tensor *watched = vis_occlusion(m, x, 2, &o, &p, NULL, &err);
+    cr_assert_not_null(watched, "%s", err.msg);
+    cr_assert_eq(memcmp(watched->data, plain->data, sizeof(float) * 784), 0,
+                 "watching must not change the map");
+    cr_assert_gt(S.calls, 10, "%d snapshots", S.calls);
+    cr_assert(S.total_ok);
+    cr_assert_eq(S.bad_counts, 0, "%d counts are not the windows done so far", S.bad_counts);
+    cr_assert_eq(S.bad_means, 0, "%d finished pixels differ from the final map", S.bad_means);
+    tn_free(watched);
+    tn_free(plain);
+    tn_free(x);
+    net_free(m);
+}
