@@ -897,7 +897,8 @@ const lc_verb lc_vis_verbs[] = {
       {"window", LA_NUM | LA_INT, "16", "side of the hidden patch in pixels"},
       {"stride", LA_NUM | LA_INT, "8", "step between patches"},
       {"baseline", LA_NUM, "0", "value of the hidden pixels (in the model's input space)"}},
-     "As Captum's Occlusion: a pixel's value is the mean score drop over the patches covering it.",
+     "As Captum's Occlusion: a pixel's value is the mean score drop over the patches covering it. "
+     "In a notebook the rows done so far are shown (at most every 0.3 s).",
      "show occlusion x class 331 window 32 stride 16", do_occlusion},
     {"weights", "visualising", "A layer's filters as a grid of pictures.", 1, 2,
      {{"layer", LA_WORD | LA_STR | LA_LAYER, NULL, "a conv or linear layer"}},
@@ -924,7 +925,8 @@ const lc_verb lc_vis_verbs[] = {
       {"from", LA_NUM | LA_ARRAY, NULL, "start from this image, or 0 for a blank one (default: noise)"},
       {"plain", LA_FLAG, NULL, "plain gradient ascent x += lr * g instead of Adam"},
       {"noclamp", LA_FLAG, NULL, "let pixels leave the valid range (default: clamped, e.g. 0..1 ink)"}},
-     "Progress is shown live; an interrupt stops it within a fraction of a second.\n"
+     "In a notebook the images are shown forming (at most every 0.3 s, with each unit's value); "
+     "an interrupt stops it within a fraction of a second and leaves the last image.\n"
      "Pixels stay in the model's valid range: 0 (no ink) to 1 for the lecture CNN.",
      "show maximize conv2 filter 0..13 steps 200 lr 0.1\nshow maximize output class 0..9 l1 0.05", do_maximize},
     {"fool", "visualising", "A fooling image: noise pushed until the model is sure it sees a class.", 0, 3,
@@ -932,7 +934,8 @@ const lc_verb lc_vis_verbs[] = {
      {{"class", LA_NUM | LA_INT | LA_WORD | LA_STR | LA_CLASS, NULL, "the class to fake"},
       {"confidence", LA_NUM, "0.99", "stop once the probability reaches this"},
       {"steps", LA_NUM | LA_INT, "2000", "at most this many steps"}},
-     "Nguyen et al. 2015: gradient ascent on the softmax probability from random noise.",
+     "Nguyen et al. 2015: gradient ascent on the softmax probability from random noise. In a "
+     "notebook the image is shown forming with its probability (at most every 0.3 s).",
      "show fool class 3 confidence 0.99", do_fool},
 };
 /* clang-format on */
