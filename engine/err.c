@@ -60,6 +60,7 @@ const char *cl_err_name(cl_code code)
     case CL_ENAME: return "NameError";
     case CL_ESYNTAX: return "SyntaxError";
     case CL_ECHECK: return "ExpectationFailed";
+    case CL_ELIMIT: return "LimitError";
     }
     return "Error";
 }

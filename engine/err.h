@@ -23,6 +23,7 @@ typedef enum {
     CL_ENAME,      /* unknown name (variable, layer, command, option) */
     CL_ESYNTAX,    /* lens syntax error */
     CL_ECHECK,     /* an `expect` that did not hold */
+    CL_ELIMIT,     /* a limit of engine/limits.h was reached (the message says which) */
 } cl_code;
 
 #define CL_ERR_MSG 1024

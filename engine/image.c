@@ -7,8 +7,7 @@
 
 #include "engine/io/jpeg.h"
 #include "engine/io/png.h"
-
-int64_t img_max_pixels = (int64_t)64 << 20;
+#include "engine/limits.h"
 
 tn_tensor *img_from_u8(const uint8_t *pix, int w, int h, int channels, cl_err *err)
 {
@@ -35,7 +34,7 @@ static tn_tensor *from_u16(const uint16_t *pix, int w, int h, int channels, cl_e
 static tn_tensor *load_png(const char *path, cl_err *err)
 {
     png_pixels p;
-    if (png_decode_file(path, img_max_pixels, &p, err)) return NULL;
+    if (png_decode_file(path, lim_get(LIM_IMAGE_PIXELS), &p, err)) return NULL;
     tn_tensor *t = p.depth == 16 ? from_u16(p.data, p.w, p.h, p.channels, err)
                                  : img_from_u8(p.data, p.w, p.h, p.channels, err);
     free(p.data);
@@ -46,7 +45,7 @@ static tn_tensor *load_jpeg(const char *path, cl_err *err)
 {
     uint8_t *pix;
     int w, h, c;
-    if (jpg_decode_file(path, img_max_pixels, &pix, &w, &h, &c, err)) return NULL;
+    if (jpg_decode_file(path, lim_get(LIM_IMAGE_PIXELS), &pix, &w, &h, &c, err)) return NULL;
     tn_tensor *t = img_from_u8(pix, w, h, c, err);
     free(pix);
     return t;
@@ -147,11 +146,11 @@ tn_tensor *img_resize(const tn_tensor *x, int out_h, int out_w, cl_err *err)
 {
     int64_t c, ih, iw;
     if (image_dims(x, &c, &ih, &iw, err)) return NULL;
-    if (out_h < 1 || out_w < 1 || (int64_t)out_h * out_w > img_max_pixels) {
-        cl_err_set(err, CL_EINVAL, "cannot resize to %dx%d (at most %lld megapixels)", out_w, out_h,
-                   (long long)(img_max_pixels >> 20));
+    if (out_h < 1 || out_w < 1) {
+        cl_err_set(err, CL_EINVAL, "cannot resize to %dx%d", out_w, out_h);
         return NULL;
     }
+    if (lim_check_pixels(out_w, out_h, "the resized image", err)) return NULL;
     tn_tensor *tmp = NULL;
     if (!tn_is_contiguous(x)) {
         if (!(tmp = tn_clone(x, err))) return NULL;
@@ -210,10 +209,11 @@ tn_tensor *img_center_crop(const tn_tensor *x, int out_h, int out_w, cl_err *err
 {
     int64_t c, h, w;
     if (image_dims(x, &c, &h, &w, err)) return NULL;
-    if (out_h < 1 || out_w < 1 || (int64_t)out_h * out_w > img_max_pixels) {
+    if (out_h < 1 || out_w < 1) {
         cl_err_set(err, CL_EINVAL, "cannot crop to %dx%d", out_w, out_h);
         return NULL;
     }
+    if (lim_check_pixels(out_w, out_h, "the cropped image", err)) return NULL;
     tn_tensor *y = new_like(x, c, out_h, out_w, err);
     if (!y) return NULL;
     int64_t top = crop_offset(h, out_h), left = crop_offset(w, out_w);

@@ -18,11 +18,10 @@ typedef enum {
     IMG_NORM_HALF,     /* mean 0.5, std 0.5 (the course notebook) */
 } img_norm;
 
-/* Largest image img_load decodes (default 64 megapixels = 64 << 20). */
-extern int64_t img_max_pixels;
-
 /* Decodes a PNG or JPEG file (by magic) into (C,H,W) in [0,1]; C is 1 or 3
- * (alpha dropped, palette expanded, 16-bit scaled). */
+ * (alpha dropped, palette expanded, 16-bit scaled).  Images, resizes and crops
+ * over the image_pixels limit (engine/limits.h) are refused before decoding
+ * or allocating. */
 tn_tensor *img_load(const char *path, cl_err *err);
 
 /* Bilinear resize of a (C,H,W) or (H,W) tensor, cv2.INTER_LINEAR semantics on

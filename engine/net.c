@@ -143,6 +143,13 @@ static node *new_node(net *m, const char *name, net_kind kind, int in0, int in1)
 static int add_params(net *m, node *n, const int64_t *wshape, int wdim, int64_t bn)
 {
     size_t len = strlen(n->name) + 8;
+    double w = 1;
+    for (int d = 0; d < wdim; d++) w *= (double)wshape[d];
+    char what[160];
+    snprintf(what, sizeof what, "the model's parameters up to '%s'", n->name);
+    double bytes = ((double)net_param_count(m) + w + (double)bn) * sizeof(float);
+    if (m->build_err.code == CL_OK && lim_check(LIM_MODEL_BYTES, bytes, what, &m->build_err))
+        return -1;
     n->w = tn_new(wdim, wshape, NULL);
     n->b = tn_new1(bn, NULL);
     n->wname = malloc(len), n->bname = malloc(len);

@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int64_t tn_max_elems = (int64_t)1 << 30;
-
 void *tn_alloc(size_t bytes)
 {
     void *p = NULL;
@@ -25,22 +23,21 @@ static int check_shape(int ndim, const int64_t *shape, int64_t *numel, cl_err *e
     if (ndim < 0 || ndim > TN_MAXDIM)
         return cl_err_set(err, CL_EINVAL, "a tensor has 0 to %d dimensions, not %d", TN_MAXDIM,
                           ndim);
-    int64_t n = 1;
+    /* In double: a hostile shape must not overflow on its way to the check. */
+    double n = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) return cl_err_set(err, CL_EINVAL, "negative tensor dimension");
-        if (shape[i] > 0 && n > tn_max_elems / shape[i]) {
-            char buf[128];
-            return cl_err_set(err, CL_ENOMEM,
-                              "tensor of shape %s exceeds the limit of %lld elements",
-                              tn_shape_str_raw(ndim, shape, buf, sizeof buf),
-                              (long long)tn_max_elems);
-        }
-        n *= shape[i];
+        n *= (double)shape[i];
     }
-    if (n > tn_max_elems)
-        return cl_err_set(err, CL_ENOMEM, "tensor exceeds the limit of %lld elements",
-                          (long long)tn_max_elems);
-    *numel = n;
+    if (n * sizeof(float) > (double)lim_get(LIM_TENSOR_BYTES)) {
+        char shp[128], what[192];
+        snprintf(what, sizeof what,
+                 n < 1e15 ? "a tensor of shape %s (%.0f numbers)"
+                          : "a tensor of shape %s (%.3g numbers)",
+                 tn_shape_str_raw(ndim, shape, shp, sizeof shp), n);
+        return lim_check(LIM_TENSOR_BYTES, n * sizeof(float), what, err);
+    }
+    *numel = (int64_t)n;
     return 0;
 }
 

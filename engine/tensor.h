@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "engine/err.h"
+#include "engine/limits.h"
 
 #define TN_MAXDIM 6
 
@@ -24,8 +25,10 @@ typedef struct tn_tensor {
     int64_t cap; /* elements allocated; 0 for a view */
 } tn_tensor;
 
-/* Largest number of elements one tensor may hold (default 1<<30 = 4 GiB). */
-extern int64_t tn_max_elems;
+/* Largest number of elements one tensor may hold: the tensor_bytes limit of
+ * engine/limits.h (default 2 GiB) over 4 bytes a float.  An expression, so
+ * readers that bound a file's arrays by it follow the limit as it changes. */
+#define tn_max_elems (lim_get(LIM_TENSOR_BYTES) / (int64_t)sizeof(float))
 
 /* A zero-filled tensor; NULL (and err set) on a bad shape, a limit or no memory. */
 tn_tensor *tn_new(int ndim, const int64_t *shape, cl_err *err);

@@ -4,7 +4,10 @@
 #include <string.h>
 
 #include "cnnlens_version.h"
+#include "engine/limits.h"
 #include "kernel/app/commands.h"
+
+extern char **environ;
 
 typedef struct subcommand {
     const char *name;
@@ -47,6 +50,12 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
         printf("cnnlens %s\n", CNNLENS_VERSION);
         return 0;
+    }
+    /* Once, before any work: a mistyped limit stops here, not halfway through a lecture. */
+    cl_err err = {0};
+    if (lim_load_env(environ, &err) < 0) {
+        fprintf(stderr, "cnnlens: %s\n", err.msg);
+        return 2;
     }
     for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++)
         if (!strcmp(argv[1], subcommands[i].name)) return subcommands[i].fn(argc - 2, argv + 2);

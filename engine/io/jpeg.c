@@ -9,6 +9,8 @@
 #include <jerror.h>
 #include <jpeglib.h>
 
+#include "engine/limits.h"
+
 typedef struct jpg_errmgr {
     struct jpeg_error_mgr pub;
     jmp_buf jump;
@@ -55,9 +57,7 @@ static int decode(FILE *f, int64_t max_pixels, jpg_state *s, int *channels, cl_e
     jpeg_stdio_src(ci, f);
     jpeg_read_header(ci, TRUE);
     if ((int64_t)ci->image_width * ci->image_height > max_pixels)
-        return cl_err_set(err, CL_ENOMEM,
-                          "the JPEG is %ux%u pixels, more than the limit of %lld megapixels",
-                          ci->image_width, ci->image_height, (long long)(max_pixels >> 20));
+        return lim_refuse_pixels(ci->image_width, ci->image_height, max_pixels, "the JPEG", err);
     int cmyk = ci->jpeg_color_space == JCS_CMYK || ci->jpeg_color_space == JCS_YCCK;
     ci->out_color_space = cmyk ? JCS_CMYK : ci->num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
     jpeg_start_decompress(ci);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "engine/io/atomic_file.h"
+#include "engine/limits.h"
 
 typedef struct membuf {
     uint8_t *data;
@@ -157,9 +158,7 @@ static int decode(FILE *f, int64_t max_pixels, png_pixels *out, png_read_state *
     png_read_info(s->png, s->info);
     png_uint_32 w = png_get_image_width(s->png, s->info), h = png_get_image_height(s->png, s->info);
     if ((int64_t)w * (int64_t)h > max_pixels)
-        return cl_err_set(err, CL_ENOMEM,
-                          "the PNG is %ux%u pixels, more than the limit of %lld megapixels",
-                          (unsigned)w, (unsigned)h, (long long)(max_pixels >> 20));
+        return lim_refuse_pixels(w, h, max_pixels, "the PNG", err);
     int channels;
     set_transforms(s->png, s->info, &channels);
     int depth = png_get_bit_depth(s->png, s->info);

@@ -7,6 +7,7 @@
 #include "engine/io/pth.h"
 #include "engine/io/safetensors.h"
 #include "engine/io/wt_private.h"
+#include "engine/limits.h"
 
 wt_dict *wt_new(cl_err *err)
 {
@@ -95,7 +96,9 @@ wt_dict *wt_load(const char *path, cl_err *err)
 {
     fm_map m;
     if (fm_open(&m, path, err)) return NULL;
-    wt_dict *d = wt_new(err);
+    /* Before reading: the file is mapped, not yet in memory. */
+    wt_dict *d =
+        lim_check(LIM_MODEL_BYTES, (double)m.size, "the weight file", err) ? NULL : wt_new(err);
     int rc = -1;
     if (d) {
         if (starts_with(&m, "PK\x03\x04", 4) || starts_with(&m, "PK\x05\x06", 4))

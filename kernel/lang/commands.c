@@ -15,6 +15,7 @@ static const struct {
     const int *n;
 } tables[] = {
     {lc_core_verbs, &lc_core_count},
+    {lc_limits_verbs, &lc_limits_count},
     {lc_model_verbs, &lc_model_count},
     {lc_vis_verbs, &lc_vis_count},
 };

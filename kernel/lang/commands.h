@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "engine/err.h"
+#include "engine/limits.h"
 #include "kernel/lang/session.h"
 #include "kernel/lang/value.h"
 
@@ -123,5 +124,12 @@ const char *lc_nearest_verb(const char *word);
 /* Topic tables (one per commands_*.c file). */
 extern const lc_verb lc_core_verbs[];
 extern const int lc_core_count;
+/* `limits` (commands_limits.c). */
+extern const lc_verb lc_limits_verbs[];
+extern const int lc_limits_count;
+/* 0 when amount is within limit id (engine/limits.h); otherwise -1 with a
+ * LimitError about `what`, pointing at argument `name`. */
+int lc_check_limit(lc_call *c, const char *name, lim_id id, double amount, const char *what,
+                   cl_err *err);
 
 #endif

@@ -8,6 +8,7 @@
 #include "engine/data/dataset.h"
 #include "engine/image.h"
 #include "engine/io/weights.h"
+#include "engine/limits.h"
 #include "engine/train.h"
 #include "engine/zoo/fashion_weights.h"
 #include "engine/zoo/zoo.h"
@@ -251,6 +252,11 @@ static int do_train(lc_call *c, lv_value **out, cl_err *err)
     net *m = lc_get(c, "m")->obj;
     ds_dataset *d = open_data(c, "train", err);
     if (!d) return -1;
+    double n = (double)ds_count(d), use = lc_num(c, "limit", 0), batch = lc_num(c, "batch", 64);
+    if (batch >= 1 &&
+        lim_check(LIM_STEPS, lc_num(c, "epochs", 1) * ceil((use > 0 && use < n ? use : n) / batch),
+                  "train: epochs x batches", err))
+        return ds_close(d), lc_arg_error(c, "epochs", err, err->code, "%s", err->msg);
     trn_options o;
     trn_options_default(&o);
     o.epochs = (int)lc_num(c, "epochs", 1);

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/limits.h"
+
 static void *fail(ev_ctx *E, const ps_node *n, cl_code code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void *fail(ev_ctx *E, const ps_node *n, cl_code code, const char *fmt, ...)
@@ -21,6 +23,17 @@ static void *fail(ev_ctx *E, const ps_node *n, cl_code code, const char *fmt, ..
 static void *oom(ev_ctx *E, const ps_node *n)
 {
     return fail(E, n, CL_ENOMEM, "out of memory");
+}
+
+/* One level deeper (an operand, an argument, a nested command): recursion
+ * is bounded, so `show show ... x` is an error and not a stack overflow. */
+static int enter(ev_ctx *E, const ps_node *n)
+{
+    if (E->depth < lim_get(LIM_DEPTH)) return E->depth++, 0;
+    lim_check(LIM_DEPTH, E->depth + 1.0, "evaluation nested too deeply: the depth", E->err);
+    E->where.line = n->line;
+    E->where.col = n->col;
+    return -1;
 }
 
 /* Positions an error the callee set without one. */
@@ -86,11 +99,18 @@ static int is_cmp(int op)
            op == LT_APPROX;
 }
 
-static char *concat(const lv_value *a, const lv_value *b)
+/* NULL with err set: out of memory or over the string limit. */
+static char *concat(const lv_value *a, const lv_value *b, cl_err *err)
 {
     char *x = lv_text(a), *y = lv_text(b);
     char *r = NULL;
-    if (x && y && (r = malloc(strlen(x) + strlen(y) + 1))) {
+    if (!x || !y)
+        cl_err_set(err, CL_ENOMEM, "out of memory");
+    else if (!lim_check(LIM_STRING_BYTES, (double)strlen(x) + (double)strlen(y),
+                        "the joined string", err) &&
+             !(r = malloc(strlen(x) + strlen(y) + 1)))
+        cl_err_set(err, CL_ENOMEM, "out of memory");
+    if (r) {
         strcpy(r, x);
         strcat(r, y);
     }
@@ -158,10 +178,10 @@ lv_value *ev_binary(int op, const lv_value *a, const lv_value *b, cl_err *err)
 {
     if (op == LT_PLUS && (a->kind == LV_STR || b->kind == LV_STR) && a->kind != LV_NONE &&
         b->kind != LV_NONE) {
-        char *s = concat(a, b);
+        char *s = concat(a, b, err);
         lv_value *v = s ? lv_str(s) : NULL;
+        if (s && !v) cl_err_set(err, CL_ENOMEM, "out of memory");
         free(s);
-        if (!v) cl_err_set(err, CL_ENOMEM, "out of memory");
         return v;
     }
     if ((op == LT_EQ || op == LT_NE) && a->kind == LV_STR && b->kind == LV_STR)
@@ -578,7 +598,11 @@ static lv_value *run_verb(ev_ctx *E, const lc_verb *v, const ps_node *cmd, int f
         int start = -2 - r;
         int posi = 0;
         while (posi < v->npos && c.v[posi]) posi++;
-        lv_value *inner = run_verb(E, lc_find(k[start]->str), cmd, first + start + 1, &c);
+        lv_value *inner = NULL;
+        if (!enter(E, k[start])) {
+            inner = run_verb(E, lc_find(k[start]->str), cmd, first + start + 1, &c);
+            E->depth--;
+        }
         if (!inner) {
             free_call(&c);
             return NULL;
@@ -660,7 +684,7 @@ static lv_value *eval_name(ev_ctx *E, const ps_node *n)
     return r;
 }
 
-lv_value *ev_eval(ev_ctx *E, const ps_node *n)
+static lv_value *eval_node(ev_ctx *E, const ps_node *n)
 {
     lv_value *a, *b, *r;
     switch (n->kind) {
@@ -701,6 +725,14 @@ lv_value *ev_eval(ev_ctx *E, const ps_node *n)
         return r;
     }
     return fail(E, n, CL_EINVAL, "cannot evaluate this");
+}
+
+lv_value *ev_eval(ev_ctx *E, const ps_node *n)
+{
+    if (enter(E, n)) return NULL;
+    lv_value *r = eval_node(E, n);
+    E->depth--;
+    return r;
 }
 
 int ev_run(ev_ctx *E, const ps_program *prog, lv_value **last)

@@ -19,6 +19,7 @@ typedef struct ev_ctx {
     ss_session *s;
     cl_err *err;
     lx_pos where; /* position of the error */
+    int depth;    /* current recursion, bounded by the depth limit (engine/limits.h) */
 } ev_ctx;
 
 /* Runs every statement.  *last receives the value of a bare expression that

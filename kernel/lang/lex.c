@@ -5,13 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LX_MAXDEPTH 64
+#include "engine/limits.h"
+
+/* The bracket stack holds as many as the depth limit may ever allow. */
+#define LX_MAXDEPTH 2000
 
 typedef struct lexer {
     const char *src;
     size_t i;
     int line;
     size_t line_start; /* byte offset where the current line begins */
+    size_t col_off;    /* a byte offset on the current line and its column: columns */
+    int col;           /* are counted on from there, so a long line stays linear */
     lx_tokens *out;
     char stack[LX_MAXDEPTH];
     int depth;
@@ -64,9 +69,15 @@ const char *lx_kind_name(lx_kind k)
     return (unsigned)k < sizeof names / sizeof *names ? names[k] : "?";
 }
 
-static int col_of(const lexer *L, size_t off)
+static int col_of(lexer *L, size_t off)
 {
-    return 1 + (int)lx_utf8_count(L->src + L->line_start, off - L->line_start);
+    if (!L->col || L->col_off < L->line_start || off < L->col_off) {
+        L->col_off = L->line_start;
+        L->col = 1;
+    }
+    L->col += (int)lx_utf8_count(L->src + L->col_off, off - L->col_off);
+    L->col_off = off;
+    return L->col;
 }
 
 static int fail(lexer *L, size_t off, const char *msg)
@@ -227,6 +238,11 @@ static int lex_string(lexer *L)
         }
     }
     d[k] = '\0';
+    if (k > (size_t)lim_get(LIM_STRING_BYTES)) {
+        free(d);
+        fail(L, b, "string too long");
+        return lim_check(LIM_STRING_BYTES, (double)k, "this string", L->err);
+    }
     lx_token *t = push(L, LT_STRING, b, end + 1 - b);
     if (!t) {
         free(d);
@@ -256,7 +272,11 @@ static int lex_ident(lexer *L)
 
 static int open_bracket(lexer *L, char c)
 {
-    if (L->depth >= LX_MAXDEPTH) return fail(L, L->i, "brackets nested too deeply");
+    if (L->depth >= LX_MAXDEPTH || L->depth >= lim_get(LIM_DEPTH)) {
+        fail(L, L->i, "brackets nested too deeply");
+        return lim_check(LIM_DEPTH, L->depth + 1.0, "brackets nested too deeply: the depth",
+                         L->err);
+    }
     L->stack[L->depth++] = c;
     return 0;
 }

@@ -3,10 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/limits.h"
 #include "kernel/lang/commands.h"
-
-#define PS_MAXNEST  200
-#define PS_MAXDEPTH 2000
 
 struct ps_arena {
     ps_arena *next;
@@ -67,6 +65,19 @@ static int fail_at(parser *P, const lx_token *t, const char *fmt, const char *ar
         P->where->col = t->col;
     }
     return cl_err_set(P->err, CL_ESYNTAX, fmt, arg);
+}
+
+/* A limit of engine/limits.h reached at token t (the error is a LimitError). */
+static int limit_at(parser *P, const lx_token *t, lim_id id, double amount, const char *what)
+{
+    fail_at(P, t, "%s", what);
+    return lim_check(id, amount, what, P->err);
+}
+
+static int nest_in(parser *P, const lx_token *t)
+{
+    if (++P->nest <= lim_get(LIM_DEPTH)) return 0;
+    return limit_at(P, t, LIM_DEPTH, P->nest, "expression nested too deeply: the depth");
 }
 
 static ps_node *node(parser *P, ps_kind k, const lx_token *t)
@@ -215,6 +226,11 @@ static ps_node *parse_matrix(parser *P)
             start = k.n;
         }
         in_row = 1;
+        if (k.n >= lim_get(LIM_MATRIX_ELEMENTS)) {
+            limit_at(P, t, LIM_MATRIX_ELEMENTS, k.n + 1.0,
+                     "the number of elements of this matrix literal (counted so far)");
+            goto fail;
+        }
         ps_node *e = t->kind == LT_MINUS ? NULL : parse_atom(P);
         if (t->kind == LT_MINUS) { /* "[- 1]": a lone sign still negates */
             ps_node *neg = node(P, PN_NEG, t);
@@ -330,10 +346,7 @@ static ps_node *parse_primary(parser *P, int atoms)
 
 static ps_node *parse_postfix(parser *P, int atoms)
 {
-    if (++P->nest > PS_MAXNEST) {
-        fail_at(P, cur(P), "expression nested too deeply%s", "");
-        return NULL;
-    }
+    if (nest_in(P, cur(P))) return NULL;
     ps_node *e = parse_primary(P, atoms);
     /* "m[0]" is an index; "m [0]" is m followed by a matrix (print m [1 2]). */
     while (e && cur(P)->kind == LT_LBRACK && !cur(P)->space_before && e->kind != PN_CMD) {
@@ -388,8 +401,9 @@ static ps_node *binary(parser *P, int op, lx_token *t, ps_node *a, ps_node *b)
     n->kid[1] = b;
     n->nkid = 2;
     n->depth = 1 + (a->depth > b->depth ? a->depth : b->depth);
-    if (n->depth > PS_MAXDEPTH) {
-        fail_at(P, t, "expression too long: split it over several lines with variables%s", "");
+    if (n->depth > lim_get(LIM_DEPTH)) {
+        limit_at(P, t, LIM_DEPTH, n->depth,
+                 "expression too long (split it over several lines with variables): its depth");
         return NULL;
     }
     n->line = a->line;
@@ -403,10 +417,7 @@ static ps_node *parse_unary(parser *P)
 {
     lx_token *t = cur(P);
     if (t->kind == LT_MINUS) {
-        if (++P->nest > PS_MAXNEST) {
-            fail_at(P, t, "expression nested too deeply%s", "");
-            return NULL;
-        }
+        if (nest_in(P, t)) return NULL;
         P->i++;
         ps_node *n = node(P, PN_NEG, t), *x = parse_unary(P);
         P->nest--;

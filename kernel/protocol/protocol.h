@@ -24,9 +24,9 @@
 
 #define KP_PROTOCOL_VERSION "5.3"
 #define KP_DELIM            "<IDS|MSG>"
-/* A message larger than this (all frames) is dropped: nothing a notebook front
- * end sends comes close, and it bounds what a hostile peer makes us allocate. */
-#define KP_MAX_MSG_BYTES ((size_t)64 << 20)
+/* A message larger than the message_bytes limit (engine/limits.h, default
+ * 64 MiB, all frames) is dropped: nothing a notebook front end sends comes
+ * close, and it bounds what a hostile peer makes us keep. */
 #define KP_DIGEST_HEX    64
 
 typedef struct kp_frame {

@@ -1,6 +1,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/limits.h"
 #include "kernel/protocol/protocol.h"
 
 static int buf_copy(kp_buf *dst, const void *data, size_t len)
@@ -109,9 +110,8 @@ int kp_msg_parse(const kp_frame *frames, size_t n, const kp_signer *s, kp_sigset
     memset(out, 0, sizeof *out);
     size_t total = 0;
     for (size_t i = 0; i < n; i++) total += frames[i].len;
-    if (total > KP_MAX_MSG_BYTES)
-        return cl_err_set(err, CL_ENOMEM, "message of %zu bytes exceeds the %zu-byte limit", total,
-                          KP_MAX_MSG_BYTES);
+    if (lim_check(LIM_MESSAGE_BYTES, (double)total, "its size", err))
+        return cl_err_prefix(err, "the message of %zu bytes exceeds the size limit", total);
     size_t d = find_delim(frames, n);
     if (d == n) return cl_err_set(err, CL_EFORMAT, "no <IDS|MSG> delimiter frame");
     if (n - d - 1 < 5)

@@ -36,8 +36,9 @@ Test(tensor, limit_gives_clear_error)
     cl_err err = {0};
     int64_t s[4] = {1 << 20, 1 << 20, 1 << 20, 1 << 20};
     cr_assert_null(tn_new(4, s, &err));
-    cr_assert_eq(err.code, CL_ENOMEM);
-    cr_assert(strstr(err.msg, "exceeds the limit") != NULL, "%s", err.msg);
+    cr_assert_eq(err.code, CL_ELIMIT);
+    cr_assert(strstr(err.msg, "; the limit is 2 GiB (set CNNLENS_MAX_TENSOR_BYTES") != NULL, "%s",
+              err.msg);
 }
 
 Test(tensor, reshape_checks_numel)
