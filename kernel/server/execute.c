@@ -193,6 +193,7 @@ void sv_execute(sv_server *s, void *sock, kp_msg *req)
     }
     const char *code = json_string_value(code_v);
     if (store) s->execution_count++;
+    sv_cell_begin(s); /* before execute_input: from then on a front end may interrupt */
     if (!silent)
         sv_publish(s, req, "execute_input",
                    json_pack("{s:s,s:i}", "code", code, "execution_count", s->execution_count));
@@ -201,11 +202,11 @@ void sv_execute(sv_server *s, void *sock, kp_msg *req)
     kn_output out = {&c, out_stream, out_display, out_clear, out_input};
     kn_exec_request ereq = {code, silent, store, allow_stdin, s->execution_count};
     kn_exec_result res = {0};
-    atomic_store(&s->interrupted, 0);
     sv_stream_begin(s, req);
     double t0 = now_s();
     s->interp->vt->execute(s->interp, &ereq, &out, &res);
     double cell_seconds = now_s() - t0;
+    sv_cell_end(s);
     sv_stream_end(s);
 
     if (res.ok)

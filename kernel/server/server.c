@@ -142,8 +142,55 @@ void sv_publish_status(sv_server *s, const kp_msg *parent, const char *state)
 
 void sv_interrupt(sv_server *s)
 {
+    atomic_store(&s->interrupt_seq, atomic_load(&s->cell_seq));
     atomic_store(&s->interrupted, 1);
     if (s->interp && s->interp->vt->interrupt) s->interp->vt->interrupt(s->interp);
+    sem_post(&s->interrupt_sem);
+}
+
+void sv_cell_begin(sv_server *s)
+{
+    pthread_mutex_lock(&s->cell_lock);
+    atomic_fetch_add(&s->cell_seq, 1);
+    atomic_store(&s->interrupted, 0);
+    atomic_store(&s->in_cell, 1);
+    pthread_mutex_unlock(&s->cell_lock);
+}
+
+void sv_cell_end(sv_server *s)
+{
+    pthread_mutex_lock(&s->cell_lock);
+    atomic_store(&s->in_cell, 0);
+    pthread_mutex_unlock(&s->cell_lock);
+}
+
+/* Repeats the interrupt to the cell it was meant for; 0 when that cell is
+ * over (or the kernel is stopping). */
+static int repeat_interrupt(sv_server *s, unsigned seq)
+{
+    pthread_mutex_lock(&s->cell_lock);
+    int live =
+        atomic_load(&s->in_cell) && atomic_load(&s->cell_seq) == seq && !atomic_load(&s->quit);
+    if (live && s->interp->vt->interrupt) s->interp->vt->interrupt(s->interp);
+    pthread_mutex_unlock(&s->cell_lock);
+    return live;
+}
+
+/* The interpreter clears its stop flag as a cell starts, after execute_input
+ * has gone out; an interrupt sent on seeing execute_input could land before
+ * that and be lost (the soak test saw it on a loaded machine).  So while the
+ * cell an interrupt was meant for still runs, this thread repeats it every
+ * 10 ms (for at most 5 s: a cell that ignores interrupts is not helped by more). */
+static void *relay_main(void *arg)
+{
+    sv_server *s = arg;
+    const struct timespec tick = {0, 10000000L};
+    while (!atomic_load(&s->quit)) {
+        if (sem_wait(&s->interrupt_sem)) continue; /* EINTR */
+        unsigned seq = atomic_load(&s->interrupt_seq);
+        for (int i = 0; i < 500 && repeat_interrupt(s, seq); i++) nanosleep(&tick, NULL);
+    }
+    return NULL;
 }
 
 /* Async-signal-safe (SIGTERM's handler calls it): atomics and sem_post only. */
@@ -153,6 +200,7 @@ void sv_request_quit(sv_server *s, int restart)
     sv_interrupt(s);
     atomic_store(&s->quit, 1);
     sem_post(&s->quit_sem);
+    sem_post(&s->interrupt_sem); /* the relay sees `quit` and ends */
 }
 
 /* ---- threads --------------------------------------------------------------- */
@@ -308,6 +356,8 @@ static int server_init(sv_server *s, const char *path, kn_interp *interp, cl_err
     s->interp = interp;
     pthread_mutex_init(&s->iopub_lock, NULL);
     sem_init(&s->quit_sem, 0, 0);
+    sem_init(&s->interrupt_sem, 0, 0);
+    pthread_mutex_init(&s->cell_lock, NULL);
     sv_hist_init(&s->hist);
     kp_uuid4(s->session);
     if (kp_conn_load(path, &s->conn, err)) return -1;
@@ -327,6 +377,8 @@ static void server_free(sv_server *s)
     kp_conn_clear(&s->conn);
     sv_hist_clear(&s->hist);
     sem_destroy(&s->quit_sem);
+    sem_destroy(&s->interrupt_sem);
+    pthread_mutex_destroy(&s->cell_lock);
     pthread_mutex_destroy(&s->iopub_lock);
 }
 
@@ -364,10 +416,10 @@ int sv_run(const char *connection_file, kn_interp *interp, cl_err *err)
     }
     install_signals(s, 1);
     sv_publish_status(s, NULL, "starting");
-    void *(*mains[3])(void *) = {heartbeat_main, control_main, shell_main};
-    pthread_t th[3];
-    int started[3] = {0}, failed = 0;
-    for (int i = 0; i < 3 && !failed; i++)
+    void *(*mains[4])(void *) = {heartbeat_main, control_main, shell_main, relay_main};
+    pthread_t th[4];
+    int started[4] = {0}, failed = 0;
+    for (int i = 0; i < 4 && !failed; i++)
         failed = !(started[i] = !pthread_create(&th[i], NULL, mains[i], s));
     if (failed) sv_request_quit(s, 0);
     wait_for_quit(s);
@@ -380,6 +432,7 @@ int sv_run(const char *connection_file, kn_interp *interp, cl_err *err)
         s->hb = NULL; /* closed by its thread */
     }
     if (started[1]) pthread_join(th[1], NULL);
+    if (started[3]) pthread_join(th[3], NULL);
     int shell_done = !started[2] || join_within(th[2], 80);
     install_signals(s, 0);
     if (!shell_done) {

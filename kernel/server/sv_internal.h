@@ -69,7 +69,15 @@ typedef struct sv_server {
     atomic_int quit_signal; /* ... or SIGTERM/SIGHUP arrived: its number */
     atomic_int restart;     /* ... and it asked for a restart */
     atomic_int interrupted; /* an interrupt arrived since the cell started */
-    atomic_long dropped;    /* messages dropped (bad signature, malformed, ...) */
+    /* The cell in progress: cell_seq counts cells, in_cell is set while one
+     * runs; both change under cell_lock, which the interrupt relay holds while
+     * it repeats an interrupt, so a repeat never reaches the next cell. */
+    pthread_mutex_t cell_lock;
+    atomic_uint cell_seq;
+    atomic_int in_cell;
+    atomic_uint interrupt_seq; /* the cell an interrupt was meant for */
+    sem_t interrupt_sem;       /* wakes the relay (posted from signal handlers too) */
+    atomic_long dropped;       /* messages dropped (bad signature, malformed, ...) */
 
     sv_stream stream;    /* written by the shell thread, flushed by either */
     int execution_count; /* shell thread */
@@ -109,9 +117,12 @@ void sv_stream_end(sv_server *s);
 
 /* Runs an execute_request (shell thread). */
 void sv_execute(sv_server *s, void *sock, kp_msg *req);
+/* Brackets a cell (shell thread): from sv_cell_begin on, an interrupt stops it. */
+void sv_cell_begin(sv_server *s);
+void sv_cell_end(sv_server *s);
 
 /* Asks the running cell to stop (control thread, SIGINT handler): only
- * touches atomics and the interpreter's own interrupt hook. */
+ * touches atomics, the interpreter's own interrupt hook and sem_post. */
 void sv_interrupt(sv_server *s);
 /* Records that a shutdown was answered (or SIGTERM came); the main thread
  * wakes and stops.  Async-signal-safe. */
