@@ -209,7 +209,7 @@ Test(progress, fool_snapshots_carry_the_true_probability_and_stop_on_interrupt)
         .cancel = &cancel, .snapshot = on_fool, .snapshot_ctx = &S, .snapshot_every = 0.01};
     /* An unreachable confidence keeps it climbing until the interrupt. */
     vis_fool_opts o = {
-        .cls = 3, .confidence = 0.9999999f, .max_steps = 1000000, .lo = 0, .hi = 1, .seed = 5};
+        .cls = 3, .confidence = 0.9999999f, .max_steps = 100000, .lo = 0, .hi = 1, .seed = 5};
     S.cancel_after = 4;
     S.cancel = &cancel;
     vis_fool_result r;
