@@ -360,16 +360,19 @@ static int node_out_shape(const net *m, int i, int *ondim, int64_t *o, cl_err *e
 
 /* ---- Winograd cache ---- */
 
-/* 3x3 stride-1 convs whose output is at least this many pixels run by
- * Winograd: below it (ResNet's 7x7 layer4) the transformed weights, 16/9 the
- * size, cost more memory traffic than the multiplies they save. */
+/* 3x3 stride-1 convs whose output (over the batch) is at least this many
+ * pixels run by Winograd: below it (ResNet's 7x7 layer4 for one image) the
+ * transformed weights, 16/9 the size, cost more memory traffic than the
+ * multiplies they save; a batch (occlusion's) reuses them enough. */
 #define NET_WINO_MIN_PIXELS 196
 
-static int wino_used(const node *n, int64_t h, int64_t w)
+/* For the conv node n on input x [N, C, h, w]. */
+static int wino_used(const node *n, const tn_tensor *x)
 {
     op_conv c = {n->cin, n->cout, n->k, n->stride, n->pad};
     if (n->kind != NK_CONV || !op_wino_applies(&c)) return 0;
-    return op_conv_out(h, 3, 1, n->pad) * op_conv_out(w, 3, 1, n->pad) >= NET_WINO_MIN_PIXELS;
+    int64_t px = op_conv_out(x->shape[2], 3, 1, n->pad) * op_conv_out(x->shape[3], 3, 1, n->pad);
+    return px * x->shape[0] >= NET_WINO_MIN_PIXELS;
 }
 
 static void wino_invalidate(net *m)
@@ -380,23 +383,25 @@ static void wino_invalidate(net *m)
 /* Transforms the weights of the convs that use Winograd for this input, once
  * per change of weights (every pass while training: the optimiser writes the
  * weights in place).  Without memory for it a conv falls back to im2col. */
+static void wino_prepare_node(const net *m, node *n, const tn_tensor *x)
+{
+    if (!wino_used(n, x)) return;
+    op_conv c = {n->cin, n->cout, n->k, n->stride, n->pad};
+    if (!n->wino && !(n->wino = tn_alloc(op_wino_weights_floats(&c) * sizeof(float)))) return;
+    if (n->wino_ready && !m->training) return;
+    op_wino_weights(&c, n->w->data, n->wino);
+    n->wino_ready = 1;
+}
+
 static void wino_prepare(net *m)
 {
-    for (int i = 0; i < m->count; i++) {
-        node *n = &m->nodes[i];
-        const tn_tensor *x = input_of(m, n->in[0]);
-        if (!wino_used(n, x->shape[2], x->shape[3])) continue;
-        op_conv c = {n->cin, n->cout, n->k, n->stride, n->pad};
-        if (!n->wino && !(n->wino = tn_alloc(op_wino_weights_floats(&c) * sizeof(float)))) continue;
-        if (n->wino_ready && !m->training) continue;
-        op_wino_weights(&c, n->w->data, n->wino);
-        n->wino_ready = 1;
-    }
+    for (int i = 0; i < m->count; i++)
+        wino_prepare_node(m, &m->nodes[i], input_of(m, m->nodes[i].in[0]));
 }
 
 static int wino_active(const node *n, const tn_tensor *x)
 {
-    return n->wino && n->wino_ready && wino_used(n, x->shape[2], x->shape[3]);
+    return n->wino && n->wino_ready && wino_used(n, x);
 }
 
 /* Makes every node's output the right size for the current input, and the
@@ -415,9 +420,7 @@ static int prepare_buffers(net *m, cl_err *err)
             const tn_tensor *x = input_of(m, n->in[0]);
             size_t need = op_conv2d_workspace(&c, x->shape[2], x->shape[3]);
             if (need > ws) ws = need;
-            need = wino_used(n, x->shape[2], x->shape[3])
-                       ? op_wino_workspace(&c, x->shape[2], x->shape[3])
-                       : 0;
+            need = wino_used(n, x) ? op_wino_workspace(&c, x->shape[2], x->shape[3]) : 0;
             if (need > ws) ws = need;
         }
         if ((n->kind == NK_MAXPOOL || n->kind == NK_DROPOUT) && tn_numel(n->out) > n->arg_cap) {
@@ -1306,6 +1309,13 @@ int net_forward_rows(net *m, const tn_tensor *x, int64_t r0, int64_t r1, cl_err 
         return net_forward(m, x, err);
     if (tn_resize(m->input, 4, x->shape, err) || tn_copy(m->input, x, err)) return -1;
     rows_plan(m, r0, r1);
+    for (int i = 0; i < m->count;
+         i++) { /* the batch may make Winograd pay where one image did not */
+        node *n = &m->nodes[i];
+        tn_tensor in = *(n->in[0] < 0 ? m->input : m->nodes[n->in[0]].base);
+        in.shape[0] = x->shape[0];
+        wino_prepare_node(m, n, &in);
+    }
     m->fwd_gen++, m->bwd_gen++;
     m->rows_pass = 1; /* node outputs hold bands: no backward from them */
     for (int i = 0; i < m->count; i++) {
