@@ -234,12 +234,22 @@ void lim_format(lim_id id, double amount, char *buf, size_t n)
         snprintf(buf, n, "%s %sB", num, binary[k]);
 }
 
-static int fail(lim_id id, const char *what, const char *amount, int64_t limit, cl_err *err)
+/* amount is the text of `exact` (a pixel count may be "WxH = N" around it). */
+static int fail(lim_id id, const char *what, const char *amount, double exact, int64_t limit,
+                cl_err *err)
 {
-    char text[48];
+    char text[48], more[2][64] = {"", ""};
     lim_format(id, (double)limit, text, sizeof text);
-    return cl_err_set(err, CL_ELIMIT, "%s is %s; the limit is %s (set %s or `limits %s ...`)", what,
-                      amount, text, table[id].env, table[id].name);
+    /* "1 MiB; the limit is 1 MiB" says nothing: then give both exactly. */
+    char shown[48];
+    lim_format(id, exact, shown, sizeof shown);
+    if (!strcmp(shown, text) && table[id].unit != LIM_UNIT_COUNT) {
+        const char *u = table[id].unit == LIM_UNIT_BYTES ? "bytes" : "pixels";
+        snprintf(more[0], sizeof more[0], " (%.0f %s)", exact, u);
+        snprintf(more[1], sizeof more[1], " (%lld %s)", (long long)limit, u);
+    }
+    return cl_err_set(err, CL_ELIMIT, "%s is %s%s; the limit is %s%s (set %s or `limits %s ...`)",
+                      what, amount, more[0], text, more[1], table[id].env, table[id].name);
 }
 
 int lim_check(lim_id id, double amount, const char *what, cl_err *err)
@@ -248,7 +258,7 @@ int lim_check(lim_id id, double amount, const char *what, cl_err *err)
     if (amount <= (double)lim_get(id)) return 0;
     char text[48];
     lim_format(id, amount, text, sizeof text);
-    return fail(id, what, text, lim_get(id), err);
+    return fail(id, what, text, amount, lim_get(id), err);
 }
 
 int lim_refuse_pixels(double w, double h, int64_t limit, const char *what, cl_err *err)
@@ -256,7 +266,7 @@ int lim_refuse_pixels(double w, double h, int64_t limit, const char *what, cl_er
     char total[48], text[128];
     lim_format(LIM_IMAGE_PIXELS, w * h, total, sizeof total);
     snprintf(text, sizeof text, "%.0fx%.0f = %s", w, h, total);
-    return fail(LIM_IMAGE_PIXELS, what, text, limit, err);
+    return fail(LIM_IMAGE_PIXELS, what, text, w * h, limit, err);
 }
 
 int lim_check_pixels(double w, double h, const char *what, cl_err *err)

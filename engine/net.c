@@ -146,7 +146,7 @@ static int add_params(net *m, node *n, const int64_t *wshape, int wdim, int64_t 
     double w = 1;
     for (int d = 0; d < wdim; d++) w *= (double)wshape[d];
     char what[160];
-    snprintf(what, sizeof what, "the model's parameters up to '%s'", n->name);
+    snprintf(what, sizeof what, "the size of the model's parameters up to '%s'", n->name);
     double bytes = ((double)net_param_count(m) + w + (double)bn) * sizeof(float);
     if (m->build_err.code == CL_OK && lim_check(LIM_MODEL_BYTES, bytes, what, &m->build_err))
         return -1;

@@ -29,8 +29,8 @@ static void *oom(ev_ctx *E, const ps_node *n)
  * is bounded, so `show show ... x` is an error and not a stack overflow. */
 static int enter(ev_ctx *E, const ps_node *n)
 {
-    if (E->depth < lim_get(LIM_DEPTH)) return E->depth++, 0;
-    lim_check(LIM_DEPTH, E->depth + 1.0, "evaluation nested too deeply: the depth", E->err);
+    if (E->depth <= lim_get(LIM_DEPTH)) return E->depth++, 0; /* the top level is depth 0 */
+    lim_check(LIM_DEPTH, E->depth, "evaluation nested too deeply: the depth", E->err);
     E->where.line = n->line;
     E->where.col = n->col;
     return -1;

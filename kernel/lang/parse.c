@@ -74,10 +74,12 @@ static int limit_at(parser *P, const lx_token *t, lim_id id, double amount, cons
     return lim_check(id, amount, what, P->err);
 }
 
+/* The top level counts as depth 0, so the depth is the number of enclosing
+ * brackets and signs, as the lexer counts brackets. */
 static int nest_in(parser *P, const lx_token *t)
 {
-    if (++P->nest <= lim_get(LIM_DEPTH)) return 0;
-    return limit_at(P, t, LIM_DEPTH, P->nest, "expression nested too deeply: the depth");
+    if (++P->nest <= lim_get(LIM_DEPTH) + 1) return 0;
+    return limit_at(P, t, LIM_DEPTH, P->nest - 1.0, "expression nested too deeply: the depth");
 }
 
 static ps_node *node(parser *P, ps_kind k, const lx_token *t)
