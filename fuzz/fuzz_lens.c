@@ -10,7 +10,9 @@
  *
  * Cells that could write files or read devices (`save`, paths under /dev,
  * /proc, /sys) are skipped: they would touch the machine, not the code under
- * test (and `save` is the only verb that writes). */
+ * test (and `save` is the only verb that writes).  So are cells that change
+ * the limits: the harness lowers them (fuzz_limits) so that an allocation
+ * over libFuzzer's 1 GiB malloc limit always means a missing check. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/limits.h"
 #include "kernel/lang/lens_interp.h"
 
 #define FZ_CELL_MS 300
@@ -68,6 +71,19 @@ static char *on_input(void *ctx, const char *prompt, int password)
     return strdup("3");
 }
 
+/* Limits well under libFuzzer's 1 GiB malloc limit, so that any allocation
+ * past it is a size check missing, not a big value the limits allow. */
+static void fuzz_limits(void)
+{
+    static const struct {
+        lim_id id;
+        int64_t value;
+    } lims[] = {
+        {LIM_TENSOR_BYTES, 256 << 20}, {LIM_MODEL_BYTES, 256 << 20}, {LIM_IMAGE_PIXELS, 16000000}};
+    for (size_t i = 0; i < sizeof lims / sizeof *lims; i++)
+        if (lim_set(lims[i].id, lims[i].value, NULL)) abort(); /* the harness cannot run */
+}
+
 static void setup(void)
 {
     if (interp) return;
@@ -76,11 +92,12 @@ static void setup(void)
     if (!interp || pthread_create(&t, NULL, watchdog, NULL)) abort();
     pthread_detach(t);
     lens_interp_set_delay(interp, 0);
+    fuzz_limits();
 }
 
 static int touches_machine(const char *code)
 {
-    static const char *const words[] = {"save", "/dev", "/proc", "/sys"};
+    static const char *const words[] = {"save", "limits", "/dev", "/proc", "/sys"};
     for (size_t i = 0; i < sizeof words / sizeof *words; i++)
         if (strstr(code, words[i])) return 1;
     return 0;

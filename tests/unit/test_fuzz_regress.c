@@ -17,6 +17,7 @@
 #include "engine/io/png.h"
 #include "engine/io/pth.h"
 #include "engine/io/safetensors.h"
+#include "engine/limits.h"
 #include "fuzz/fuzz_util.h"
 #include "kernel/lang/lens_interp.h"
 #include "kernel/protocol/protocol.h"
@@ -182,6 +183,7 @@ static int replay_lens(const uint8_t *data, size_t size, cl_err *err)
     json_decref(it->vt->complete(it, code, (int)strlen(code)));
     json_decref(it->vt->is_complete(it, code));
     it->vt->destroy(it);
+    lim_reset(); /* a cell's `limits` must not carry over to the next file */
     free(code);
     return rc;
 }
