@@ -18,6 +18,14 @@ void tn_dealloc(void *p)
     free(p);
 }
 
+static int check_shape(int ndim, const int64_t *shape, int64_t *numel, cl_err *err);
+
+int tn_check_shape(int ndim, const int64_t *shape, cl_err *err)
+{
+    int64_t n;
+    return check_shape(ndim, shape, &n, err);
+}
+
 static int check_shape(int ndim, const int64_t *shape, int64_t *numel, cl_err *err)
 {
     if (ndim < 0 || ndim > TN_MAXDIM)

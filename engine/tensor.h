@@ -30,6 +30,10 @@ typedef struct tn_tensor {
  * readers that bound a file's arrays by it follow the limit as it changes. */
 #define tn_max_elems (lim_get(LIM_TENSOR_BYTES) / (int64_t)sizeof(float))
 
+/* 0 when tn_new would accept the shape (dimensions, the tensor_bytes limit);
+ * otherwise -1 with the error tn_new would give.  For readers, before they
+ * trust a file's sizes. */
+int tn_check_shape(int ndim, const int64_t *shape, cl_err *err);
 /* A zero-filled tensor; NULL (and err set) on a bad shape, a limit or no memory. */
 tn_tensor *tn_new(int ndim, const int64_t *shape, cl_err *err);
 tn_tensor *tn_new4(int64_t n, int64_t c, int64_t h, int64_t w, cl_err *err);

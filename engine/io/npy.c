@@ -200,8 +200,8 @@ static tn_tensor *read_mapped(const fm_map *m, cl_err *err)
     }
     int64_t numel;
     if (io_numel(h.ndim, h.shape, &numel) || numel > tn_max_elems) {
-        cl_err_set(err, CL_ENOMEM, "the array exceeds the limit of %lld elements",
-                   (long long)tn_max_elems);
+        if (!tn_check_shape(h.ndim, h.shape, err))
+            cl_err_set(err, CL_ENOMEM, "the array is too large");
         return NULL;
     }
     size_t bytes = (size_t)numel * io_dtype_size(h.dt);

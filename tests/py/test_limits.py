@@ -136,11 +136,18 @@ def test_image_over_the_pixel_limit_set_by_the_environment(kc, tmp_path):
         ok(kc, 'limits image_pixels "10k"')
 
 
-def test_tensor_over_the_byte_limit(kc):
+def test_tensor_over_the_byte_limit(kc, tmp_path):
     ok(kc, 'limits tensor_bytes "1M"')
     ok(kc, "z = zeros 512 512")
     limit_error(kc, "z = zeros 1000 1000", "tensor_bytes",
                 "a tensor of shape [1000, 1000] (1000000 numbers) is 3.81 MiB; the limit is 1 MiB")
+    big = tmp_path / "big.npy"
+    np.save(big, np.ones((3, 300, 300), np.float32))
+    limit_error(kc, f'a = load "{big}"', "tensor_bytes",
+                "big.npy': a tensor of shape [3, 300, 300] (270000 numbers) is 1.03 MiB; "
+                "the limit is 1 MiB")
+    ok(kc, 'limits tensor_bytes "2M"')
+    assert stdout(ok(kc, f'a = load "{big}"\nprint shape a')).strip() == "[3 300 300]"
     assert stdout(ok(kc, "print shape z")).strip() == "[512 512]", "z kept its old value"
 
 
