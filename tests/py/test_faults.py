@@ -41,6 +41,7 @@ class Kernel:
     def client(self, ready=True):
         kc = BlockingKernelClient()
         kc.load_connection_file(self.conn_file)
+        kc.hb_channel.time_to_dead = SLOW  # a heartbeat under valgrind takes its time
         kc.start_channels()
         if ready:
             kc.wait_for_ready(timeout=TIMEOUT)

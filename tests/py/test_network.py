@@ -36,6 +36,7 @@ class Kernel:
                                      stdout=subprocess.DEVNULL, stderr=self.stderr, cwd=tmp_path)
         self.kc = BlockingKernelClient()
         self.kc.load_connection_file(self.conn_file)
+        self.kc.hb_channel.time_to_dead = SLOW  # a heartbeat under valgrind takes its time
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=TIMEOUT)
 
