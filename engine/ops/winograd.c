@@ -15,6 +15,12 @@
  * workspace; each step is split over the engine's threads by channel or by
  * tile position, so every output is computed by one thread in a fixed order
  * and results do not depend on the thread count. */
+/* The transforms are loops over contiguous floats that GCC vectorises at -O3
+ * only (its -O2 cost model skips loops of unknown length). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
+
 #include "engine/ops/ops.h"
 
 #include <string.h>
