@@ -9,10 +9,12 @@
 #   CNNLENS_MEMCHECK_DIR     where the logs go, one per process: vg.<pid>.log
 #
 # --trace-children=yes: `cnnlens grade` re-executes cnnlens for each notebook.
+# --fair-sched=yes: valgrind runs one thread at a time; without it a computing
+# thread can starve the control and heartbeat threads (interrupts never arrive).
 here=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
 target=${CNNLENS_VALGRIND_TARGET:-${CNNLENS_BUILD:-$here/../build-mem}/cnnlens}
 logdir=${CNNLENS_MEMCHECK_DIR:-${TMPDIR:-/tmp}}
 exec valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
   --errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=no \
-  --trace-children=yes --num-callers=30 --suppressions="$here/valgrind.supp" \
+  --trace-children=yes --fair-sched=yes --num-callers=30 --suppressions="$here/valgrind.supp" \
   --log-file="$logdir/vg.%p.log" "$target" "$@"

@@ -13,6 +13,9 @@ import pytest
 import torch
 import torchvision
 
+# (set by conftest.py when the binary runs under tests/valgrind-kernel.sh)
+UNDER_VALGRIND = bool(os.environ.get("CNNLENS_UNDER_VALGRIND"))
+
 
 def probe(bin_, *args, check=True):
     r = subprocess.run([bin_, "io-probe", *map(str, args)], capture_output=True, text=True)
@@ -90,7 +93,8 @@ def test_resnet18_memory_is_about_file_size(cnnlens_bin, tmp_path, resnet18_sd, 
     grown = (after - before) * 1024
     print(f"resnet18 {'zip' if zipfmt else 'legacy'}: file {size} B, peak RSS grew {grown} B "
           f"({grown / size:.3f}x)")
-    assert grown <= 1.10 * size
+    if not UNDER_VALGRIND:  # (valgrind's shadow memory is part of the RSS it measures)
+        assert grown <= 1.10 * size
 
 
 def small_net_sd():
@@ -174,7 +178,8 @@ def test_vgg16_legacy_format(cnnlens_bin, big_tmp, monkeypatch):
     before, after = map(int, lines[0].split()[1:])
     size = int(lines[1].split()[1])
     print(f"vgg16 legacy: file {size} B, peak RSS grew {(after - before) * 1024} B")
-    assert (after - before) * 1024 <= 1.10 * size
+    if not UNDER_VALGRIND:
+        assert (after - before) * 1024 <= 1.10 * size
     path.unlink()
     assert_same(read_safetensors(out), expected(sd))
 
