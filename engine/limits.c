@@ -15,8 +15,12 @@
 /* Defaults for a 2-core, 24 GiB lecture machine; the lecture notebooks stay
  * far below every one of them (VGG19's weights are 548 MiB, its biggest
  * tensor 392 MiB, the biggest literal a 6x6 matrix, maximize 200 steps,
- * train 4 epochs of 938 batches). `hi` is what the code can bear: the
- * lexer's bracket stack and the parser's recursion are sized for LIM_DEPTH's. */
+ * train 4 epochs of 938 batches). A cell costs about 200 bytes of memory
+ * per token while it is parsed, so message_bytes also bounds that: 16 MiB
+ * (Jupyter's notebook server passes at most 10 MiB per websocket message)
+ * holds the largest matrix literal allowed. `hi` is what the code can bear:
+ * the lexer's bracket stack and the parser's recursion are sized for
+ * LIM_DEPTH's. */
 static const lim_info table[LIM_COUNT] = {
     [LIM_IMAGE_PIXELS] = {"image_pixels", "CNNLENS_MAX_IMAGE_PIXELS", LIM_UNIT_PIXELS, 64000000, 1,
                           1000000000,
@@ -36,7 +40,7 @@ static const lim_info table[LIM_COUNT] = {
     [LIM_STEPS] = {"steps", "CNNLENS_MAX_STEPS", LIM_UNIT_COUNT, 100000, 1, 1000000000,
                    "steps of maximize and fool, epochs x batches of train, windows of occlusion, "
                    "samples of smoothgrad, steps of intgrad"},
-    [LIM_MESSAGE_BYTES] = {"message_bytes", "CNNLENS_MAX_MESSAGE_BYTES", LIM_UNIT_BYTES, 64 * MIB,
+    [LIM_MESSAGE_BYTES] = {"message_bytes", "CNNLENS_MAX_MESSAGE_BYTES", LIM_UNIT_BYTES, 16 * MIB,
                            64 * KIB, 4 * GIB, "bytes of one incoming Jupyter message"},
 };
 

@@ -25,7 +25,7 @@
 #define KP_PROTOCOL_VERSION "5.3"
 #define KP_DELIM            "<IDS|MSG>"
 /* A message larger than the message_bytes limit (engine/limits.h, default
- * 64 MiB, all frames) is dropped: nothing a notebook front end sends comes
+ * 16 MiB, all frames) is dropped: nothing a notebook front end sends comes
  * close, and it bounds what a hostile peer makes us keep. */
 #define KP_DIGEST_HEX    64
 

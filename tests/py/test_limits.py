@@ -96,7 +96,7 @@ def test_limits_lists_the_table_with_env_values(kc):
         assert name in text and "CNNLENS_MAX_" + name.upper() in text
     rows = {line.split()[0]: line for line in text.splitlines()[1:]}
     assert rows["image_pixels"].split()[1:5] == ["10", "kpixels", "64", "Mpixels"]
-    assert rows["message_bytes"].split()[1:5] == ["1", "MiB", "64", "MiB"]
+    assert rows["message_bytes"].split()[1:5] == ["1", "MiB", "16", "MiB"]
     assert rows["steps"].split()[1:3] == ["100000", "100000"]
     assert "<table" in result["text/html"]
 

@@ -49,7 +49,7 @@ Test(limits, defaults_leave_room_for_the_lecture)
     cr_assert_gt(lim_get(LIM_MODEL_BYTES), 548LL << 20);
     cr_assert_gt(lim_get(LIM_TENSOR_BYTES), 25088LL * 4096 * 4);
     cr_assert_eq(lim_get(LIM_IMAGE_PIXELS), 64000000);
-    cr_assert_eq(lim_get(LIM_MESSAGE_BYTES), 64LL << 20);
+    cr_assert_eq(lim_get(LIM_MESSAGE_BYTES), 16LL << 20);
     cr_assert_geq(lim_get(LIM_STEPS), 4 * 938, "4 epochs of Fashion-MNIST at batch 64");
 }
 
