@@ -48,7 +48,9 @@ typedef struct cl_progress {
     /* The live picture; may be NULL (then no loop spends a cycle on it). */
     void (*snapshot)(void *snapshot_ctx, const cl_snapshot *s);
     void *snapshot_ctx;
-    double snapshot_every; /* seconds of wall time between snapshots; 0 = CL_SNAPSHOT_EVERY */
+    /* Seconds of wall time between snapshots; 0 = CL_SNAPSHOT_EVERY.  The
+     * callback may change it (read at every ask) to keep its own cost small. */
+    double snapshot_every;
 } cl_progress;
 
 /* Returns -1 with CL_EINTERRUPT if the cancel flag is set, else reports progress

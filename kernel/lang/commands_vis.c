@@ -311,6 +311,7 @@ typedef struct live_pic {
     char what[160]; /* fool: "class 3 (Dress)" */
     char cls[32];   /* fool: "class 3" */
     int shrink;     /* how many times the picture had to shrink to fit LIVE_MAX_PNG */
+    cl_progress *p; /* the engine's progress struct: its interval follows the pictures' cost */
 } live_pic;
 
 /* A copy of im with size ow x oh, nearest neighbour (up or down). */
@@ -421,17 +422,14 @@ static void live_text(const live_pic *L, const cl_snapshot *s, char *buf, size_t
         snprintf(buf + len, n - (size_t)len, " (stopped)");
 }
 
-/* The engine's snapshot callback: a picture under LIVE_MAX_PNG bytes, else
- * nothing (the progress text stays). */
-static void live_snapshot(void *ctx, const cl_snapshot *s)
+/* The picture under LIVE_MAX_PNG bytes into the live display, or nothing. */
+static void draw_snapshot(live_pic *L, const cl_snapshot *s, cl_err *err)
 {
-    live_pic *L = ctx;
-    cl_err err = {0};
     for (int k = L->shrink; k < L->shrink + 8; k++) {
-        rd_image *im = live_image(L, s, k, &err);
+        rd_image *im = live_image(L, s, k, err);
         uint8_t *png = NULL;
         size_t len = 0;
-        int ok = im && rd_png(im, &png, &len, &err) == 0;
+        int ok = im && rd_png(im, &png, &len, err) == 0;
         rd_image_free(im);
         if (ok && len <= LIVE_MAX_PNG) {
             char text[1024];
@@ -444,15 +442,30 @@ static void live_snapshot(void *ctx, const cl_snapshot *s)
     }
 }
 
-/* A live display whose progress bar turns into pictures when someone watches. */
-static cl_progress live_pic_start(live_pic *L, lc_call *c)
+/* The engine's snapshot callback. */
+static void live_snapshot(void *ctx, const cl_snapshot *s)
 {
-    cl_progress p = le_live_start(&L->live, c);
+    live_pic *L = ctx;
+    cl_err err = {0};
+    /* A slow picture (a big grid, a busy machine) spaces out the next ones,
+     * so that pictures take about 5% of the run (but come 0.5 s apart at most). */
+    double t0 = cl_progress_now();
+    draw_snapshot(L, s, &err);
+    double every = 19.0 * (cl_progress_now() - t0);
+    L->p->snapshot_every = every < CL_SNAPSHOT_EVERY ? CL_SNAPSHOT_EVERY
+                           : every > 0.5             ? 0.5
+                                                     : every;
+}
+
+/* A live display whose progress bar turns into pictures when someone watches. */
+static void live_pic_start(live_pic *L, lc_call *c, cl_progress *p)
+{
+    *p = le_live_start(&L->live, c);
+    L->p = p;
     if (le_live_watched(c)) {
-        p.snapshot = live_snapshot;
-        p.snapshot_ctx = L;
+        p->snapshot = live_snapshot;
+        p->snapshot_ctx = L;
     }
-    return p;
 }
 
 /* Captum's count: ceil((D - w) / s) + 1 windows along each axis. */
@@ -487,7 +500,8 @@ static int do_occlusion(lc_call *c, lv_value **out, cl_err *err)
         class_text(c, cls, live.what, sizeof live.what);
     else
         snprintf(live.what, sizeof live.what, "the predicted class");
-    cl_progress p = live_pic_start(&live, c);
+    cl_progress p;
+    live_pic_start(&live, c, &p);
     tn_tensor *map = vis_occlusion(m, &x, cls, &o, &p, &used, err);
     le_live_finish(&live.live, map ? "occlusion: done" : "occlusion: stopped");
     if (!map) return -1;
@@ -773,7 +787,8 @@ static int do_maximize(lc_call *c, lv_value **out, cl_err *err)
     char range[64];
     range_text(c, which, range, sizeof range);
     live_pic live = {.layer = info.name, .which = which, .range = range, .units = units};
-    cl_progress p = live_pic_start(&live, c);
+    cl_progress p;
+    live_pic_start(&live, c, &p);
     float *obj = malloc((size_t)n * sizeof *obj);
     tn_tensor *imgs = obj ? vis_maximize(m, node, units, n, &o, &p, obj, NULL, err) : NULL;
     le_live_finish(&live.live, imgs ? "maximize: done" : "maximize: stopped");
@@ -809,7 +824,8 @@ static int do_fool(lc_call *c, lv_value **out, cl_err *err)
     live_pic live = {0};
     class_text(c, cls, live.what, sizeof live.what);
     snprintf(live.cls, sizeof live.cls, "class %d", cls);
-    cl_progress p = live_pic_start(&live, c);
+    cl_progress p;
+    live_pic_start(&live, c, &p);
     vis_fool_result r = {0};
     int rc = vis_fool(m, &o, &p, &r, err);
     le_live_finish(&live.live, rc < 0 ? "fool: stopped" : "fool: done");
