@@ -448,13 +448,11 @@ static void live_snapshot(void *ctx, const cl_snapshot *s)
     live_pic *L = ctx;
     cl_err err = {0};
     /* A slow picture (a big grid, a busy machine) spaces out the next ones,
-     * so that pictures take about 5% of the run (but come 0.5 s apart at most). */
+     * so that pictures never take more than about 5% of the run. */
     double t0 = cl_progress_now();
     draw_snapshot(L, s, &err);
     double every = 19.0 * (cl_progress_now() - t0);
-    L->p->snapshot_every = every < CL_SNAPSHOT_EVERY ? CL_SNAPSHOT_EVERY
-                           : every > 0.5             ? 0.5
-                                                     : every;
+    L->p->snapshot_every = every > CL_SNAPSHOT_EVERY ? every : CL_SNAPSHOT_EVERY;
 }
 
 /* A live display whose progress bar turns into pictures when someone watches. */
