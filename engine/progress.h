@@ -5,12 +5,13 @@
  * live display; a set cancel flag (written by the kernel's control thread or a
  * SIGINT handler) makes the loop stop with CL_EINTERRUPT.
  *
- * Snapshots (optional): a loop whose result is a picture (maximize, fool) can
- * also show what it has so far.  It asks cl_progress_snapshot_due() once a
- * step, which is true at most every `snapshot_every` seconds of wall time and
- * never on the first ask (so a run shorter than that pays nothing), and then
- * hands its current images to cl_progress_snapshot().  On an interrupt the
- * loop sends one last snapshot of where it stopped before returning.
+ * Snapshots (optional): a loop whose result is a picture (maximize, fool,
+ * occlusion) can also show what it has so far.  It asks
+ * cl_progress_snapshot_due() once a step, which is true at most every
+ * `snapshot_every` seconds of wall time and never on the first ask (so a run
+ * shorter than that pays nothing), and then hands its current images to
+ * cl_progress_snapshot().  On an interrupt, maximize and fool send one last
+ * snapshot (`stopped`) of where they stopped before returning.
  *
  * Ownership: the struct only borrows `ctx`, `snapshot_ctx` and `cancel`; a
  * snapshot callback borrows everything in its cl_snapshot for the call only.
