@@ -1,21 +1,132 @@
 #!/usr/bin/env bash
-# Builds cnnlens and runs every test: the Criterion unit suites and the pytest
-# suites (through ctest) on the release build, then the unit suites again under
-# AddressSanitizer + UndefinedBehaviorSanitizer.  Exits non-zero on any failure.
+# Builds cnnlens and runs every test, in three stages:
+#   release   build/ (Release): every ctest suite (Criterion `unit`, pytest `py`).
+#   asan      build-asan/ (-O2 -g, ASan + UBSan): every suite again; the pytest suites
+#             drive the ASan kernel, and tests/py/conftest.py fails a test if any
+#             cnnlens process (kernels included) writes a sanitizer report.
+#   valgrind  build-mem/ (Release, -g): every Criterion suite under valgrind memcheck
+#             (its workers too), and the pytest suites of VALGRIND_PY_SET with the
+#             kernel under valgrind (tests/valgrind-kernel.sh); zero errors and no
+#             definite leaks allowed.  --valgrind-all runs every pytest suite there.
+# Exits non-zero on any failure.
+#
+#   tests/run.sh                      all three stages (CI)
+#   tests/run.sh --valgrind-all       the same, every pytest suite under valgrind (hours)
+#   tests/run.sh --only valgrind      one stage (repeatable: --only asan --only valgrind)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
 
-echo "== release build"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$jobs"
-echo "== tests (release)"
-ctest --test-dir build --output-on-failure -j1
+# The pytest suites that run under valgrind in CI: everything but the PyTorch-parity,
+# training and notebook suites, each of which takes 10-60 min under valgrind.
+VALGRIND_PY_SET='^py_test_(cli|image_io|io_npy|io_weights|kernel|kernel_clients|kernel_conformance|kernel_wire|lang_kernel|render|run|soak|faults|network)$'
 
-echo "== sanitizer build (ASan + UBSan)"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCNNLENS_SANITIZE=ON >/dev/null
-cmake --build build-asan -j"$jobs"
-echo "== tests (ASan + UBSan)"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -j1 -L "${CNNLENS_ASAN_LABELS:-unit|asan}"
+valgrind_all=0
+only=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --valgrind-all) valgrind_all=1 ;;
+    --only) only+=("$2"); shift ;;
+    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "tests/run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+wanted() {
+  [ ${#only[@]} -eq 0 ] && return 0
+  local s
+  for s in "${only[@]}"; do [ "$s" = "$1" ] && return 0; done
+  return 1
+}
+
+timings=()
+stage_start=0
+begin() { echo "== $1"; stage_start=$(date +%s); }
+end() { timings+=("$1: $(( $(date +%s) - stage_start ))s"); }
+print_timings() { local t; for t in "${timings[@]}"; do echo "   $t"; done; }
+trap print_timings EXIT
+
+# Valgrind's memcheck on every log in the folders given: prints each log that
+# shows errors (definite leaks count as errors) and returns 1 if there is one.
+check_valgrind_logs() {
+  local bad=0 clean=0 killed=0 log
+  for log in $(find "$@" -name 'vg.*.log' | sort); do
+    if ! grep -q "ERROR SUMMARY:" "$log"; then
+      killed=$((killed + 1))  # killed by a test on purpose (SIGKILL): no summary
+    elif grep -q "ERROR SUMMARY: 0 errors" "$log"; then
+      clean=$((clean + 1))
+    else
+      echo "---- valgrind found errors: $log"; cat "$log"; bad=$((bad + 1))
+    fi
+  done
+  echo "   valgrind: $* : $clean process(es) with ERROR SUMMARY: 0 errors, $bad with errors, $killed killed before their summary"
+  [ $bad = 0 ]
+}
+
+# One Criterion executable under valgrind; its forked workers re-execute it, so
+# --trace-children=yes covers them.  Logs go to $2/<suite>/.
+valgrind_unit() {
+  local exe=$1 logs=$2/$(basename "$1") t0
+  rm -rf "$logs" && mkdir -p "$logs"
+  t0=$(date +%s)
+  if ! valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
+      --errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=no \
+      --trace-children=yes --fair-sched=yes --num-callers=30 --suppressions=tests/valgrind.supp \
+      --log-file="$logs/vg.%p.log" "$exe" --verbose=0 -j1 >"$logs/output.txt" 2>&1; then
+    echo "---- $(basename "$exe") failed under valgrind:"; cat "$logs/output.txt"
+    check_valgrind_logs "$logs" || true
+    return 1
+  fi
+  check_valgrind_logs "$logs" >"$logs/summary.txt" || { cat "$logs/summary.txt"; return 1; }
+  echo "   $(basename "$exe"): passed, $(($(date +%s) - t0))s, $(tail -1 "$logs/summary.txt" | sed 's/^ *//')"
+}
+export -f valgrind_unit check_valgrind_logs
+
+if wanted release; then
+  begin "release build"
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build -j"$jobs"
+  end "release build"
+  begin "tests (release)"
+  ctest --test-dir build --output-on-failure -j1
+  end "tests (release)"
+fi
+
+if wanted asan; then
+  begin "sanitizer build (ASan + UBSan)"
+  # -O2: a Debug (-O0) ASan kernel is 25x slower than release, an -O2 one 5x
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DCNNLENS_SANITIZE=ON >/dev/null
+  cmake --build build-asan -j"$jobs"
+  end "sanitizer build"
+  begin "tests (ASan + UBSan): every suite; reports of kernels in build-asan/memcheck/"
+  rm -rf build-asan/memcheck
+  # conftest.py adds log_path for the pytest suites; a Criterion suite's report
+  # goes to its output, and abort_on_error fails it.
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    CNNLENS_MEMCHECK_ROOT="$PWD/build-asan/memcheck" CNNLENS_SOAK_N="${CNNLENS_SOAK_N:-2000}" \
+    ctest --test-dir build-asan --output-on-failure -j1
+  end "tests (ASan + UBSan)"
+fi
+
+if wanted valgrind; then
+  begin "valgrind build (Release, -g)"
+  cmake -S . -B build-mem -DCMAKE_BUILD_TYPE=Release -DCNNLENS_TEST_TIMEOUT_SCALE=20 >/dev/null
+  cmake --build build-mem -j"$jobs"
+  end "valgrind build"
+  begin "unit suites under valgrind memcheck; logs in build-mem/memcheck/unit/"
+  mkdir -p build-mem/memcheck/unit
+  ctest --test-dir build-mem -N -L unit | sed -n 's/.*Test *#[0-9]*: unit_//p' |
+    sed 's|^|build-mem/tests/|' |
+    xargs -P"$jobs" -I{} bash -c 'valgrind_unit "$1" build-mem/memcheck/unit' _ {}
+  end "unit suites under valgrind"
+  py_set=$VALGRIND_PY_SET
+  [ $valgrind_all = 1 ] && py_set='^py_'
+  begin "pytest suites with the kernel under valgrind ($py_set); logs in build-mem/memcheck/py/"
+  rm -rf build-mem/memcheck/py
+  CNNLENS_TEST_BIN="$PWD/tests/valgrind-kernel.sh" CNNLENS_MEMCHECK_ROOT="$PWD/build-mem/memcheck/py" \
+    CNNLENS_SOAK_N="${CNNLENS_SOAK_N:-200}" \
+    ctest --test-dir build-mem --output-on-failure -j1 -R "$py_set"
+  check_valgrind_logs build-mem/memcheck/py
+  end "pytest suites under valgrind"
+fi
 echo "== fuzz (budget)"; bash fuzz/run.sh
