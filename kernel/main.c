@@ -1,6 +1,7 @@
 /* cnnlens — a Jupyter kernel for "what does a CNN learn".  main() only
  * dispatches to the subcommands of kernel/app; it is the one place that exits. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cnnlens_version.h"
@@ -57,8 +58,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "cnnlens: %s\n", err.msg);
         return 2;
     }
-    for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++)
-        if (!strcmp(argv[1], subcommands[i].name)) return subcommands[i].fn(argc - 2, argv + 2);
+    for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++) {
+        if (strcmp(argv[1], subcommands[i].name)) continue;
+        int rc = subcommands[i].fn(argc - 2, argv + 2);
+        if (rc == APP_EXIT_NOW) _Exit(0); /* see commands.h */
+        return rc;
+    }
     fprintf(stderr, "cnnlens: unknown command '%s' (try cnnlens --help)\n", argv[1]);
     return 2;
 }

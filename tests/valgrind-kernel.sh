@@ -14,7 +14,11 @@
 here=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
 target=${CNNLENS_VALGRIND_TARGET:-${CNNLENS_BUILD:-$here/../build-mem}/cnnlens}
 logdir=${CNNLENS_MEMCHECK_DIR:-${TMPDIR:-/tmp}}
-exec valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
+# --vex-iropt-register-updates=allregs-at-mem-access: precise registers at a
+# faulting access, so a SIGBUS handler that fixes the fault can resume (the
+# weight readers survive a file truncated under them: engine/io/filemap.c).
+exec valgrind --tool=memcheck --vex-iropt-register-updates=allregs-at-mem-access \
+  --error-exitcode=99 --leak-check=full \
   --errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=no \
   --trace-children=yes --fair-sched=yes --num-callers=30 --suppressions="$here/valgrind.supp" \
   --log-file="$logdir/vg.%p.log" "$target" "$@"

@@ -47,7 +47,7 @@ int app_kernel(int argc, char **argv)
     }
     cl_err err = {0};
     int rc = sv_run(conn, interp, &err);
-    if (rc == 1) return 0; /* a cell is still running on its thread: leave it be */
+    if (rc == 1) return APP_EXIT_NOW; /* a cell still runs on its thread: leave it be */
     interp->vt->destroy(interp);
     if (rc) fprintf(stderr, "cnnlens kernel: %s\n", err.msg);
     return rc ? 1 : 0;

@@ -13,6 +13,12 @@ int app_probe(int argc, char **argv);   /* cnnlens probe ... (hidden, for engine
 int app_ioprobe(int argc, char **argv); /* cnnlens io-probe ... (hidden, for io tests) */
 int app_visprobe(int argc, char **argv); /* cnnlens vis-probe ... (hidden, for vis tests) */
 
+/* Returned by a subcommand when a thread it could not stop still runs (the
+ * kernel's cell at shutdown): main ends the process at once with status 0,
+ * without exit handlers, which would tear down libraries (OpenSSL, ...) under
+ * that thread and crash it.  Not a valid exit status, so never one by mistake. */
+#define APP_EXIT_NOW 1000
+
 /* Absolute path of the running binary (from /proc/self/exe), or argv0. */
 const char *app_self_path(void);
 void app_set_argv0(const char *argv0);

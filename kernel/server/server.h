@@ -4,7 +4,8 @@
  * a shutdown_request: the shell thread runs the interpreter, the control
  * thread answers kernel_info, interrupt and shutdown while a cell runs, a
  * heartbeat thread echoes pings, and IOPub messages from any thread are sent
- * one at a time.  SIGINT interrupts the running cell.  The server does not
+ * one at a time.  SIGINT interrupts the running cell; SIGTERM and SIGHUP shut
+ * the kernel down as a shutdown_request does.  The server does not
  * know which interpreter it runs: it only calls the kn_interp table.
  *
  * Ownership: the interpreter stays the caller's; sv_run calls its shutdown
@@ -20,7 +21,8 @@
  * -1 with err set when the connection file or the sockets cannot be set up,
  * and 1 when a running cell ignored the interrupt at shutdown: the
  * interpreter is then still in use on another thread, so the caller must not
- * destroy it and should just exit. */
+ * destroy it and should end the process at once (_Exit: exit handlers would
+ * tear down libraries under that thread). */
 int sv_run(const char *connection_file, kn_interp *interp, cl_err *err);
 
 #endif

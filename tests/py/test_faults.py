@@ -419,6 +419,8 @@ def test_npy_truncated_while_loading(kernel, tmp_path):
         time.sleep(whole * attempt / 8)
         os.truncate(path, 1 << 20)
         reply = kernel.kc.get_shell_msg(timeout=30 * SLOW)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = kernel.kc.get_shell_msg(timeout=30 * SLOW)
         assert kernel.proc.poll() is None, "the kernel died"
         if reply["content"]["status"] == "error":
             assert str(path) in reply["content"]["evalue"]

@@ -43,8 +43,10 @@ class Kernel:
     def run(self, code):
         """Executes code; the reply and the IOPub messages up to its idle."""
         msg_id = self.kc.execute(code)
-        reply = self.kc.get_shell_msg(timeout=TIMEOUT)
-        assert reply["parent_header"]["msg_id"] == msg_id
+        while True:  # (skipping late kernel_info_replies to wait_for_ready's retries)
+            reply = self.kc.get_shell_msg(timeout=TIMEOUT)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
         out = []
         while True:
             msg = self.kc.get_iopub_msg(timeout=TIMEOUT)

@@ -139,6 +139,8 @@ class Tally:
     def wait_reply(self, msg_id):
         while msg_id not in self.replies:
             msg = self.kc.get_shell_msg(timeout=TIMEOUT)
+            if msg["msg_type"] == "kernel_info_reply":
+                continue  # a late answer to one of wait_for_ready's retries
             assert msg["msg_type"] == "execute_reply", msg["msg_type"]
             parent = msg["parent_header"]["msg_id"]
             self.replies[parent] = self.replies.get(parent, 0) + 1
