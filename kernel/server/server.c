@@ -425,8 +425,13 @@ int sv_run(const char *connection_file, kn_interp *interp, cl_err *err)
     wait_for_quit(s);
     int sig = atomic_load(&s->quit_signal);
     if (sig) sv_log("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGHUP");
-    /* Blocking calls in every thread return ETERM from here on. */
+    /* Blocking calls in every thread return ETERM from here on.  Under the
+     * IOPub lock, so no message is cut in half by ETERM: libzmq then loses
+     * the frames already queued (valgrind saw a topic frame definitely lost
+     * when SIGTERM came during a publish). */
+    pthread_mutex_lock(&s->iopub_lock);
     zmq_ctx_shutdown(s->zctx);
+    pthread_mutex_unlock(&s->iopub_lock);
     if (started[0]) {
         pthread_join(th[0], NULL);
         s->hb = NULL; /* closed by its thread */
