@@ -41,7 +41,7 @@ def test_lecture_runs_in_jupyter(jupyter_path, tmp_path, name):
         (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, tmp_path / item)
     nb = nbformat.read(str(tmp_path / name), as_version=4)
     t0 = time.perf_counter()
-    NotebookClient(nb, timeout=120 * SLOW, kernel_name="cnnlens",
+    NotebookClient(nb, timeout=int(120 * SLOW), kernel_name="cnnlens",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     elapsed = time.perf_counter() - t0
     # (the budget is the release build's; sanitizer and valgrind runs are slower)
