@@ -516,7 +516,14 @@ static void node_forward(net *m, node *n)
 
 int net_forward(net *m, const tn_tensor *x, cl_err *err)
 {
+    return net_forward_upto(m, x, m->count - 1, err);
+}
+
+int net_forward_upto(net *m, const tn_tensor *x, int last, cl_err *err)
+{
     char buf[96];
+    if (last < 0 || last >= m->count)
+        return cl_err_set(err, CL_EINVAL, "no node %d in %s (it has %d)", last, m->arch, m->count);
     if (x->ndim != 4 || x->shape[1] != m->chw[0] || x->shape[0] < 1)
         return cl_err_set(err, CL_EINVAL, "%s takes [N, %lld, H, W] images, got a %s tensor",
                           m->arch, (long long)m->chw[0], tn_shape_str(x, buf, sizeof buf));
@@ -528,7 +535,8 @@ int net_forward(net *m, const tn_tensor *x, cl_err *err)
     if (prepare_buffers(m, err)) return -1;
     ensure_params(m);
     wino_prepare(m);
-    for (int i = 0; i < m->count; i++) {
+    /* Nodes are in topological order, so 0..last holds all that `last` needs. */
+    for (int i = 0; i <= last; i++) {
         node_forward(m, &m->nodes[i]);
         m->nodes[i].out_gen = m->fwd_gen;
     }

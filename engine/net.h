@@ -53,6 +53,9 @@ int64_t net_param_count(const net *m);
 
 /* Runs x (N,C,H,W) through the net, keeping every node's output. */
 int net_forward(net *m, const tn_tensor *x, cl_err *err);
+/* The same, stopping after node `last`: later nodes (and net_output) have no
+ * output from this pass; backward from any node <= last works. */
+int net_forward_upto(net *m, const tn_tensor *x, int last, cl_err *err);
 /* Output of the last node (logits), borrowed. */
 const tn_tensor *net_output(const net *m);
 /* Output / gradient of node i after forward / backward (borrowed; NULL if none). */

@@ -119,37 +119,64 @@ static rd_image *shrink(const rd_image *im, int side, cl_err *err)
 
 static rd_image *grid_of(const rd_tiles *t, const rd_grid_opts *o, cl_err *err);
 
+/* The longest tile side a grid of n tiles keeps.  Beyond 16 tiles the side
+ * shrinks so the grid's pixel count stays that of 16 tiles: a notebook server
+ * drops output over ~1 MB/s of IOPub, and 64 noisy ImageNet-sized tiles were
+ * 4 MB of PNG. */
+static int grid_max_tile(int n)
+{
+    if (n <= 4) return -1;
+    if (n <= 16) return RD_GRID_MAX_TILE;
+    int m = (int)(RD_GRID_MAX_TILE * sqrt(16.0 / n));
+    return m < 48 ? 48 : m;
+}
+
+/* Frees what shrink_tiles made, leaving the borrowed tiles alone. */
+static void release_small(const rd_tiles *t, rd_tiles *small)
+{
+    for (int k = 0; k < small->n; k++)
+        if (small->im[k] != t->im[k]) rd_image_free(small->im[k]);
+    free(small->im);
+    small->im = NULL;
+}
+
+/* Fills small->im with t's tiles, those longer than `max` replaced by shrunk
+ * copies (owned by small) and the others borrowed (small->im[i] == t->im[i]).
+ * Returns 1 if anything was shrunk, 0 if not (small untouched), -1 on error. */
+static int shrink_tiles(const rd_tiles *t, int max, rd_tiles *small, cl_err *err)
+{
+    int big = 0;
+    for (int i = 0; max > 0 && i < t->n; i++) big |= t->im[i]->w > max || t->im[i]->h > max;
+    if (!big) return 0;
+    *small = (rd_tiles){.n = t->n, .cap = t->n, .caption = t->caption};
+    if (!(small->im = calloc((size_t)t->n, sizeof *small->im))) {
+        cl_err_set(err, CL_ENOMEM, "render: out of memory");
+        return -1;
+    }
+    for (int i = 0; i < t->n; i++) {
+        const rd_image *s = t->im[i];
+        int over = s->w > max || s->h > max;
+        small->im[i] = over ? shrink(s, max, err) : t->im[i];
+        if (!small->im[i]) {
+            small->n = i;
+            release_small(t, small);
+            return -1;
+        }
+    }
+    return 1;
+}
+
 rd_image *rd_grid(const rd_tiles *t, const rd_grid_opts *o, cl_err *err)
 {
     if (!t || t->n == 0) {
         cl_err_set(err, CL_EINVAL, "render: a grid needs at least one tile");
         return NULL;
     }
-    int max = t->n > 4 ? RD_GRID_MAX_TILE : -1;
-    int big = 0;
-    for (int i = 0; max > 0 && i < t->n; i++) big |= t->im[i]->w > max || t->im[i]->h > max;
-    if (!big) return grid_of(t, o, err);
-    /* The same captions over shrunk copies of the large tiles. */
-    rd_tiles small = {.n = t->n, .cap = t->n, .caption = t->caption};
-    rd_image *out = NULL;
-    if (!(small.im = calloc((size_t)t->n, sizeof *small.im))) {
-        cl_err_set(err, CL_ENOMEM, "render: out of memory");
-        return NULL;
-    }
-    int i = 0;
-    for (; i < t->n; i++) {
-        const rd_image *s = t->im[i];
-        small.im[i] = s->w > max || s->h > max ? shrink(s, max, err) : NULL;
-        if (!small.im[i] && (s->w > max || s->h > max)) goto done;
-    }
-    for (int k = 0; k < t->n; k++)
-        if (!small.im[k]) small.im[k] = t->im[k]; /* borrowed for the drawing only */
-    out = grid_of(&small, o, err);
-    for (int k = 0; k < t->n; k++)
-        if (small.im[k] == t->im[k]) small.im[k] = NULL;
-done:
-    for (int k = 0; k < i; k++) rd_image_free(small.im[k]);
-    free(small.im);
+    rd_tiles small;
+    int r = shrink_tiles(t, grid_max_tile(t->n), &small, err);
+    if (r <= 0) return r < 0 ? NULL : grid_of(t, o, err);
+    rd_image *out = grid_of(&small, o, err);
+    release_small(t, &small);
     return out;
 }
 
@@ -351,8 +378,15 @@ char *rd_tiles_html(const rd_tiles *t, int cols, int px, cl_err *err)
         cl_err_set(err, CL_ENOMEM, "render: out of memory");
         goto done;
     }
+    /* The tiles at the size the PNG grid shows them, not the full maps. */
+    rd_tiles small;
+    int r = shrink_tiles(t, grid_max_tile(t->n), &small, err);
+    if (r < 0) goto done;
+    const rd_tiles *src = r ? &small : t;
     for (; i < t->n; i++)
-        if (rd_png(t->im[i], &pngs[i], &lens[i], err)) goto done;
+        if (rd_png(src->im[i], &pngs[i], &lens[i], err)) break;
+    if (r) release_small(t, &small);
+    if (i < t->n) goto done;
     html = rd_html_grid((const uint8_t *const *)pngs, lens, (const char *const *)t->caption, t->n,
                         cols, px, err);
 done:

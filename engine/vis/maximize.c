@@ -133,7 +133,7 @@ static void unit_values(const maxrun *r, float *out)
 static int measure(maxrun *r, float *out, cl_err *err)
 {
     if (!out) return 0;
-    if (net_forward(r->m, r->x, err)) return -1;
+    if (net_forward_upto(r->m, r->x, r->layer, err)) return -1;
     unit_values(r, out);
     return 0;
 }
@@ -153,7 +153,7 @@ static int unit_gradient(maxrun *r, float *values, cl_err *err)
     } else {
         memcpy(r->xs->data, r->x->data, sizeof(float) * r->n * r->chw);
     }
-    if (net_forward(r->m, r->xs, err)) return -1;
+    if (net_forward_upto(r->m, r->xs, r->layer, err)) return -1;
     if (values) unit_values(r, values);
     const tn_tensor *a = net_node_output(r->m, r->layer);
     if (!r->seed && !(r->seed = tn_new(a->ndim, a->shape, err))) return -1;

@@ -700,7 +700,7 @@ static int do_activations(lc_call *c, lv_value **out, cl_err *err)
     const char *layer = lc_text(c, "layer");
     int node = net_find(m, layer, err);
     if (node < 0) return lc_arg_error(c, "layer", err, err->code, "activations: %s", err->msg);
-    if (net_forward(m, &x, err) < 0) return -1;
+    if (net_forward_upto(m, &x, node, err) < 0) return -1;
     const tn_tensor *a = net_node_output(m, node);
     int C = (int)a->shape[1];
     int lo, hi;

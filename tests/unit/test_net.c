@@ -316,3 +316,28 @@ Test(net, clear_errors_for_bad_inputs)
     net_free(fresh);
     net_free(m);
 }
+
+Test(net, forward_upto_stops_after_the_node)
+{
+    cl_err err = {0};
+    net *m = tiny(&err);
+    tn_tensor *x = rand_input(2, 9), *g = NULL;
+    int stage = net_find(m, "stage", &err), pool = net_find(m, "pool", &err);
+    logit(m, x, 0);
+    tn_tensor *full = tn_clone(net_node_output(m, stage), &err);
+    cr_assert_eq(net_forward_upto(m, x, stage, &err), 0, "%s", err.msg);
+    const tn_tensor *a = net_node_output(m, stage);
+    cr_assert_not_null(a);
+    for (int64_t i = 0; i < tn_numel(full); i++) cr_assert_eq(a->data[i], full->data[i]);
+    cr_assert_null(net_node_output(m, pool), "nodes after `last` have no output of this pass");
+    cr_assert_null(net_output(m));
+    /* Backward from the last node computed reaches the input. */
+    g = tn_clone(a, &err);
+    for (int64_t i = 0; i < tn_numel(g); i++) g->data[i] = 1.0f;
+    cr_assert_eq(net_backward(m, stage, g, NET_INPUT, NET_RELU_PLAIN, &err), 0, "%s", err.msg);
+    cr_assert_not_null(net_input_grad(m));
+    cr_assert_eq(net_forward_upto(m, x, net_node_count(m), &err), -1);
+    cr_assert(strstr(err.msg, "no node") != NULL, "%s", err.msg);
+    tn_free(g), tn_free(full), tn_free(x);
+    net_free(m);
+}

@@ -317,3 +317,30 @@ Test(render, big_tiles_shrink_in_grids_of_more_than_four)
     rd_image_free(g);
     rd_tiles_free(t);
 }
+
+Test(render, many_big_tiles_shrink_to_the_pixels_of_sixteen)
+{
+    cl_err err = {0};
+    rd_tiles *t = rd_tiles_new(&err);
+    for (int i = 0; i < 64; i++) {
+        rd_image *im = rd_image_new(224, 224, 3, &err);
+        memset(im->pix, 7 * i, (size_t)224 * 224 * 3);
+        cr_assert_eq(rd_tiles_add(t, im, NULL, &err), 0, "%s", err.msg);
+    }
+    rd_grid_opts o = {.cols = 8, .tile = 64, .pad = 0};
+    rd_image *g = rd_grid(t, &o, &err);
+    cr_assert_not_null(g, "%s", err.msg);
+    /* 64 tiles keep 16 tiles' pixels: sides of 160 * sqrt(16/64) = 80. */
+    cr_assert_eq(g->w, 8 * 80);
+    cr_assert_eq(g->h, 8 * 80);
+    /* The HTML form carries the same shrunk tiles (80 = 0x50 in the IHDR). */
+    char *html = rd_tiles_html(t, 8, 0, &err);
+    cr_assert_not_null(html, "%s", err.msg);
+    const char *uri = strstr(html, "data:image/png;base64,");
+    cr_assert_not_null(uri);
+    /* base64 of the PNG signature + IHDR length/type + width 80 starts like this. */
+    cr_assert(strncmp(uri + 22, "iVBORw0KGgoAAAANSUhEUgAAAFA", 27) == 0, "%.60s", uri);
+    free(html);
+    rd_image_free(g);
+    rd_tiles_free(t);
+}
