@@ -155,6 +155,11 @@ static int decode(FILE *f, int64_t max_pixels, png_pixels *out, png_read_state *
         return cl_err_set(err, CL_EFORMAT, "corrupt or truncated PNG (%s)", ctx->msg);
     png_init_io(s->png, f);
     png_set_sig_bytes(s->png, 8);
+    /* Text and ICC-profile chunks are skipped unread: libpng would allocate
+     * whatever length such a chunk claims (a 1 GiB iTXt in a 70-byte file). */
+    static const png_byte unused[] = "iCCP\0iTXt\0tEXt\0zTXt\0sPLT\0eXIf";
+    png_set_keep_unknown_chunks(s->png, PNG_HANDLE_CHUNK_NEVER, unused, 6);
+    png_set_chunk_malloc_max(s->png, (png_alloc_size_t)8 << 20);
     png_read_info(s->png, s->info);
     png_uint_32 w = png_get_image_width(s->png, s->info), h = png_get_image_height(s->png, s->info);
     if ((int64_t)w * (int64_t)h > max_pixels)
