@@ -36,7 +36,12 @@ class Kernel:
         self.proc = subprocess.Popen([os.path.abspath(binary), "kernel", "-f", self.conn_file],
                                      stdout=subprocess.DEVNULL, stderr=self.stderr, cwd=folder,
                                      preexec_fn=preexec_fn)
-        self.kc = self.client()
+        try:
+            self.kc = self.client()
+        except BaseException:
+            self.proc.kill()  # no kernel left behind when it never got ready
+            self.proc.wait()
+            raise
 
     def client(self, ready=True):
         kc = BlockingKernelClient()

@@ -38,7 +38,13 @@ class Kernel:
         self.kc.load_connection_file(self.conn_file)
         self.kc.hb_channel.time_to_dead = SLOW  # a heartbeat under valgrind takes its time
         self.kc.start_channels()
-        self.kc.wait_for_ready(timeout=TIMEOUT)
+        try:
+            self.kc.wait_for_ready(timeout=TIMEOUT)
+        except BaseException:
+            self.kc.stop_channels()
+            self.proc.kill()  # no kernel left behind when it never got ready
+            self.proc.wait()
+            raise
 
     def run(self, code):
         """Executes code; the reply and the IOPub messages up to its idle."""
