@@ -18,8 +18,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
 
-# The pytest suites that run under valgrind in CI: everything but the PyTorch-parity,
-# training and notebook suites, each of which takes 10-60 min under valgrind.
+# The pytest suites that run under valgrind in CI: all but the PyTorch-parity,
+# visualisation, training-parity, lecture-notebook, browser and live-display
+# suites, each of which takes 10-60 min under valgrind.
 # Unit tests left out of the CI valgrind run (Criterion patterns): each takes
 # 2-5 minutes there (training to an accuracy, parser limits on 100 kB inputs).
 VALGRIND_UNIT_SKIP='parse/deep_nesting_is_an_error_not_a_crash|parse/very_long_expressions_are_an_error_not_a_crash|engine/train_and_evaluate|train/one_epoch_on_2000_images_reaches_70_percent|train/an_interrupted_run_keeps_a_usable_model'
