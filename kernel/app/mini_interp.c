@@ -287,6 +287,7 @@ static int cmd_loop(mi *m, double n, cl_err *err)
         if (cl_progress_step(&p, i, (long)n, "loop", err)) return -1;
         acc += sqrt((double)i);
     }
+    (void)acc;
     return 0;
 }
 

@@ -614,7 +614,7 @@ static int do_compare(lc_call *c, lv_value **out, cl_err *err)
     for (int i = 0; i < nm && rc == 0; i++) {
         net *m = models[i]->obj;
         tn_tensor x;
-        int layer, cls = -1;
+        int layer = 0, cls = -1; /* layer < 0 below means: no layer with maps */
         if (le_input(c, m, "x", &x, err) < 0 || (layer = le_default_layer(m)) < 0 ||
             (picked && le_class(c, m, "class", &cls, err) < 0)) {
             rc = -1;

@@ -243,8 +243,6 @@ static void complete_args(matches *m, ss_session *s, const lc_verb *v, const lx_
         if (opt->types & (LA_ANY & ~LA_STR)) complete_variables(m, s, prefix);
         return;
     }
-    int npos_given = 0;
-    for (int i = 1; i < nseg; i++) npos_given += seg[i].kind != LT_IDENT || !lc_find(seg[i].str);
     if (v->npos && (v->pos[0].types & LA_VERB) && nseg == 1) {
         complete_verbs(m, prefix);
         return;
