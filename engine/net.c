@@ -365,12 +365,18 @@ static int node_out_shape(const net *m, int i, int *ondim, int64_t *o, cl_err *e
  * transformed weights, 16/9 the size, cost more memory traffic than the
  * multiplies they save; a batch (occlusion's) reuses them enough. */
 #define NET_WINO_MIN_PIXELS 196
+/* ... and whose input has at least this many channels: with few (the lecture
+ * CNN's 1 and 25, VGG's RGB input) each of the 16 products is a thin GEMM that
+ * gains nothing over im2col, and im2col's rounding stays closer to PyTorch's,
+ * which gradient ascent with Adam amplifies (it steps a full lr on a gradient
+ * of 1e-9 as on one of 1). */
+#define NET_WINO_MIN_CHANNELS 32
 
 /* For the conv node n on input x [N, C, h, w]. */
 static int wino_used(const node *n, const tn_tensor *x)
 {
     op_conv c = {n->cin, n->cout, n->k, n->stride, n->pad};
-    if (n->kind != NK_CONV || !op_wino_applies(&c)) return 0;
+    if (n->kind != NK_CONV || !op_wino_applies(&c) || n->cin < NET_WINO_MIN_CHANNELS) return 0;
     int64_t px = op_conv_out(x->shape[2], 3, 1, n->pad) * op_conv_out(x->shape[3], 3, 1, n->pad);
     return px * x->shape[0] >= NET_WINO_MIN_PIXELS;
 }

@@ -26,30 +26,30 @@ static net *small_resnet(int c, int h, int w, int dense_head)
     cl_err err = {0};
     net *m = net_new("rows", c, h, w, 5, &err);
     cr_assert(m);
-    int x = net_add_conv(m, "conv1", NET_INPUT, c, 8, 5, 2, 2, 0);
+    int x = net_add_conv(m, "conv1", NET_INPUT, c, 32, 5, 2, 2, 0);
     x = net_add_maxpool(m, "pool", x, 3, 2, 1); /* on negative values: padding is -inf */
     x = net_add_relu(m, "relu", x);
-    /* A block whose 3x3 convs (16x16 maps) take the Winograd path. */
-    int a = net_add_conv(m, "b1.conv1", x, 8, 8, 3, 1, 1, 0);
+    /* A block whose 3x3 convs (16x16 maps, 32 channels) take the Winograd path. */
+    int a = net_add_conv(m, "b1.conv1", x, 32, 32, 3, 1, 1, 0);
     a = net_add_relu(m, "b1.relu1", a);
-    a = net_add_conv(m, "b1.conv2", a, 8, 8, 3, 1, 1, 1);
+    a = net_add_conv(m, "b1.conv2", a, 32, 32, 3, 1, 1, 1);
     x = net_add_add(m, "b1.add", a, x);
     x = net_add_relu(m, "b1.relu2", x);
     /* A downsampling block: the shortcut (1x1, stride 2) sees fewer rows. */
-    a = net_add_conv(m, "b2.conv1", x, 8, 12, 3, 2, 1, 1);
+    a = net_add_conv(m, "b2.conv1", x, 32, 32, 3, 2, 1, 1);
     a = net_add_relu(m, "b2.relu1", a);
-    a = net_add_conv(m, "b2.conv2", a, 12, 12, 3, 1, 1, 0);
-    int s = net_add_conv(m, "b2.down", x, 8, 12, 1, 2, 0, 1);
+    a = net_add_conv(m, "b2.conv2", a, 32, 32, 3, 1, 1, 0);
+    int s = net_add_conv(m, "b2.down", x, 32, 32, 1, 2, 0, 1);
     x = net_add_add(m, "b2.add", a, s);
     x = net_add_relu(m, "b2.relu2", x);
     x = net_add_avgpool(m, "avg", x, 3, 1, 1);
     if (dense_head) {
         x = net_add_flatten(m, "flat", x);
-        net_add_linear(m, "fc", x, 12 * ((h + 7) / 8) * ((w + 7) / 8), 5, 1);
+        net_add_linear(m, "fc", x, 32 * ((h + 7) / 8) * ((w + 7) / 8), 5, 1);
     } else {
         x = net_add_adaptive_avgpool(m, "gap", x, 1, 1);
         x = net_add_flatten(m, "flat", x);
-        net_add_linear(m, "fc", x, 12, 5, 1);
+        net_add_linear(m, "fc", x, 32, 5, 1);
     }
     cr_assert(!net_finish(m, 3, &err), "%s", err.msg);
     return m;
