@@ -86,7 +86,8 @@ typedef struct vis_occlusion_opts {
     int window_h, window_w; /* the patch (all channels); 0 = 16 */
     int stride_h, stride_w; /* 0 = 8 */
     float baseline;         /* value of the occluded pixels, in the input space (0) */
-    int batch;              /* occluded copies per forward pass; 0 = 2 at 224x224, 16 at 28x28 */
+    int batch; /* occluded copies per forward pass; 0 = a whole row of windows, at most 16
+                  copies and 16 MiB of input */
 } vis_occlusion_opts;
 
 /* Captum's Occlusion, one image: windows start at k*stride on each axis,
