@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds cnnlens and runs every test, in three stages:
+# Builds cnnlens and runs every test, in four stages:
 #   release   build/ (Release): every ctest suite (Criterion `unit`, pytest `py`).
 #   asan      build-asan/ (-O2 -g, ASan + UBSan): every suite again; the pytest suites
 #             drive the ASan kernel, and tests/py/conftest.py fails a test if any
@@ -9,11 +9,13 @@
 #             VALGRIND_PY_SET with the kernel under valgrind (tests/valgrind-kernel.sh);
 #             zero errors and no definite leaks allowed.  --valgrind-all runs every
 #             unit test and every pytest suite there (hours).
+#   fuzz      fuzz/run.sh: every libFuzzer target for a fixed budget (~3 min).
 # Exits non-zero on any failure.
 #
-#   tests/run.sh                      all three stages (CI)
+#   tests/run.sh                      all four stages (CI)
 #   tests/run.sh --valgrind-all       the same, every test under valgrind (hours)
-#   tests/run.sh --only valgrind      one stage (repeatable: --only asan --only valgrind)
+#   tests/run.sh --only valgrind      one stage (repeatable: --only asan --only valgrind;
+#                                     stages: release asan valgrind fuzz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -33,7 +35,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --valgrind-all) valgrind_all=1 ;;
     --only) only+=("$2"); shift ;;
-    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "tests/run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -138,4 +140,8 @@ if wanted valgrind; then
   check_valgrind_logs build-mem/memcheck/py
   end "pytest suites under valgrind"
 fi
-echo "== fuzz (budget)"; bash fuzz/run.sh
+if wanted fuzz; then
+  begin "fuzz (budget)"
+  bash fuzz/run.sh
+  end "fuzz"
+fi

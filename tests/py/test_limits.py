@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from jupyter_client.manager import KernelManager
 
-TIMEOUT = 30
+TIMEOUT = 30 * float(os.environ.get("CNNLENS_TEST_SLOW", "1"))  # sanitizer/valgrind runs
 ENV = {"CNNLENS_MAX_IMAGE_PIXELS": "10k", "CNNLENS_MAX_MESSAGE_BYTES": "1M"}
 
 
