@@ -32,10 +32,11 @@ static int check_shape(int ndim, const int64_t *shape, int64_t *numel, cl_err *e
         return cl_err_set(err, CL_EINVAL, "a tensor has 0 to %d dimensions, not %d", TN_MAXDIM,
                           ndim);
     /* In double: a hostile shape must not overflow on its way to the check. */
-    double n = 1;
+    double n = 1, strides = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) return cl_err_set(err, CL_EINVAL, "negative tensor dimension");
         n *= (double)shape[i];
+        strides *= shape[i] > 1 ? (double)shape[i] : 1.0;
     }
     if (n * sizeof(float) > (double)lim_get(LIM_TENSOR_BYTES)) {
         char shp[128], what[192];
@@ -44,6 +45,14 @@ static int check_shape(int ndim, const int64_t *shape, int64_t *numel, cl_err *e
                           : "a tensor of shape %s (%.3g numbers)",
                  tn_shape_str_raw(ndim, shape, shp, sizeof shp), n);
         return lim_check(LIM_TENSOR_BYTES, n * sizeof(float), what, err);
+    }
+    /* An empty tensor holds nothing, but its strides (the products of the
+     * other dimensions) must still fit in 64 bits. */
+    if (strides > 9.0e18) {
+        char shp[128];
+        return cl_err_set(err, CL_EINVAL,
+                          "a tensor of shape %s has dimensions too large to address",
+                          tn_shape_str_raw(ndim, shape, shp, sizeof shp));
     }
     *numel = (int64_t)n;
     return 0;
@@ -112,7 +121,8 @@ static void gather(float *dst, const tn_tensor *t, int dim, const float *src, in
         dst[(*k)++] = *src;
         return;
     }
-    for (int64_t i = 0; i < t->shape[dim]; i++) gather(dst, t, dim + 1, src + i * t->stride[dim], k);
+    for (int64_t i = 0; i < t->shape[dim]; i++)
+        gather(dst, t, dim + 1, src + i * t->stride[dim], k);
 }
 
 tn_tensor *tn_clone(const tn_tensor *t, cl_err *err)
@@ -206,8 +216,7 @@ int tn_same_shape(const tn_tensor *a, const tn_tensor *b)
 
 int tn_copy(tn_tensor *dst, const tn_tensor *src, cl_err *err)
 {
-    if (tn_numel(dst) != tn_numel(src))
-        return cl_err_set(err, CL_EINVAL, "tn_copy: sizes differ");
+    if (tn_numel(dst) != tn_numel(src)) return cl_err_set(err, CL_EINVAL, "tn_copy: sizes differ");
     memcpy(dst->data, src->data, (size_t)tn_numel(src) * sizeof(float));
     return 0;
 }
