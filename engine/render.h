@@ -121,8 +121,6 @@ rd_image *rd_grid(const rd_tiles *t, const rd_grid_opts *o, cl_err *err);
 int rd_png(const rd_image *im, uint8_t **out, size_t *out_len, cl_err *err);
 int rd_save_png(const rd_image *im, const char *path, cl_err *err);
 
-/* Standard base64 (with padding) of n bytes, NUL-terminated, malloc'd. */
-char *rd_base64(const uint8_t *data, size_t n, cl_err *err);
 
 /* A text/html grid: tiles as PNG data: URIs (drawn `px` pixels wide, pixelated,
  * 0 = the tile's own width at least 64) with HTML-escaped captions, `cols`

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine/image.h"
+#include "engine/io/base64.h"
 #include "engine/io/png.h"
 #include "engine/render.h"
 
@@ -227,33 +228,6 @@ int rd_save_png(const rd_image *im, const char *path, cl_err *err)
     return png_write_file(path, im->pix, im->w, im->h, im->c, err);
 }
 
-char *rd_base64(const uint8_t *d, size_t n, cl_err *err)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *s = malloc(4 * ((n + 2) / 3) + 1), *p = s;
-    if (!s) {
-        cl_err_set(err, CL_ENOMEM, "render: out of memory for base64 of %zu bytes", n);
-        return NULL;
-    }
-    size_t i = 0;
-    for (; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)d[i] << 16 | (uint32_t)d[i + 1] << 8 | d[i + 2];
-        *p++ = tab[v >> 18];
-        *p++ = tab[(v >> 12) & 63];
-        *p++ = tab[(v >> 6) & 63];
-        *p++ = tab[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)d[i] << 16 | (i + 1 < n ? (uint32_t)d[i + 1] << 8 : 0);
-        *p++ = tab[v >> 18];
-        *p++ = tab[(v >> 12) & 63];
-        *p++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-        *p++ = '=';
-    }
-    *p = 0;
-    return s;
-}
-
 /* A growing string; on allocation failure `oom` sticks and appends stop. */
 typedef struct sbuf {
     char *s;
@@ -340,7 +314,7 @@ char *rd_html_grid(const uint8_t *const *pngs, const size_t *png_lens, const cha
                  "image-rendering:pixelated\" src=\"data:image/png;base64,",
                  w);
         sb_str(&b, tmp);
-        char *b64 = rd_base64(pngs[i], png_lens[i], err);
+        char *b64 = b64_encode(pngs[i], png_lens[i], err);
         if (!b64) {
             free(b.s);
             return NULL;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "engine/io/atomic_file.h"
+#include "engine/io/base64.h"
 #include "kernel/app/commands.h"
 #include "kernel/lang/lens_interp.h"
 
@@ -49,39 +50,6 @@ static void on_sigint(int sig)
 {
     (void)sig;
     if (running) running->vt->interrupt(running);
-}
-
-static int b64_value(int c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-static unsigned char *b64_decode(const char *s, size_t *n)
-{
-    size_t len = strlen(s);
-    unsigned char *o = malloc(len / 4 * 3 + 3);
-    if (!o) return NULL;
-    size_t k = 0;
-    unsigned v = 0;
-    int bits = 0;
-    for (; *s; s++) {
-        int d = b64_value((unsigned char)*s);
-        if (d < 0) continue; /* '=', newlines */
-        v = (v << 6) | (unsigned)d;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            o[k++] = (unsigned char)(v >> bits);
-            v &= (1u << bits) - 1;
-        }
-    }
-    *n = k;
-    return o;
 }
 
 /* `p` made absolute against the current folder (the file need not exist). */
@@ -146,11 +114,10 @@ static void write_figure(run_ctx *R, json_t *data, const char *display_id, int u
     const char *path = figure_path(R, display_id, &is_new);
     if (!path) return;
     size_t n;
-    unsigned char *png = b64_decode(b64, &n);
     cl_err err = {0};
+    unsigned char *png = b64_decode(b64, (size_t)-1, &n, &err);
     if (!png || atomic_write_file(path, png, n, &err) < 0)
-        fprintf(stderr, "cnnlens run: cannot write %s: %s\n", path,
-                png ? err.msg : "out of memory");
+        fprintf(stderr, "cnnlens run: cannot write %s: %s\n", path, err.msg);
     else if (!R->notebook && is_new)
         printf("[picture: %s]\n", path);
     free(png);

@@ -1,4 +1,5 @@
 #include "kernel/app/mini_interp.h"
+#include "engine/io/base64.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -319,7 +320,7 @@ static int cmd_logo(kn_output *out, cl_err *err)
     int rc = png_encode(pix, size, size, 4, &png, &len, err);
     free(pix);
     if (rc) return -1;
-    char *b64 = kp_base64_encode(png, len);
+    char *b64 = b64_encode(png, len, NULL);
     free(png);
     if (!b64) return cl_err_set(err, CL_ENOMEM, "out of memory");
     json_t *data = json_pack("{s:s,s:s}", "image/png", b64, "text/plain", "<cnnlens logo, 64x64>");

@@ -1,4 +1,5 @@
 #include "kernel/lang/lens_engine.h"
+#include "engine/io/base64.h"
 
 #include "kernel/lang/picture.h"
 
@@ -201,7 +202,7 @@ int le_live_watched(const lc_call *c)
 
 void le_live_picture(le_live *L, const uint8_t *png, size_t len, const char *text)
 {
-    char *b64 = pic_base64(png, len);
+    char *b64 = b64_encode(png, len, NULL);
     json_t *b = b64 ? json_pack("{s:s, s:s}", "image/png", b64, "text/plain", text) : NULL;
     free(b64);
     if (!b) return; /* out of memory: the live picture is a nicety, the run goes on */

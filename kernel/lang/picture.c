@@ -1,4 +1,5 @@
 #include "kernel/lang/picture.h"
+#include "engine/io/base64.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -111,38 +112,13 @@ void pic_jet(double t, uint8_t out[3])
     memcpy(out, rd_jet_rgb[k], 3);
 }
 
-char *pic_base64(const uint8_t *data, size_t n)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *o = malloc(4 * ((n + 2) / 3) + 1);
-    if (!o) return NULL;
-    size_t k = 0, i = 0;
-    for (; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8 | data[i + 2];
-        o[k++] = tab[v >> 18];
-        o[k++] = tab[(v >> 12) & 63];
-        o[k++] = tab[(v >> 6) & 63];
-        o[k++] = tab[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)data[i] << 16 | (i + 1 < n ? (uint32_t)data[i + 1] << 8 : 0);
-        o[k++] = tab[v >> 18];
-        o[k++] = tab[(v >> 12) & 63];
-        o[k++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-        o[k++] = '=';
-    }
-    o[k] = '\0';
-    return o;
-}
-
 char *pic_png_base64(const pic *p, cl_err *err)
 {
     uint8_t *png = NULL;
     size_t len = 0;
     if (png_encode(p->px, p->w, p->h, 3, &png, &len, err) < 0) return NULL;
-    char *b = pic_base64(png, len);
+    char *b = b64_encode(png, len, err);
     free(png);
-    if (!b) cl_err_set(err, CL_ENOMEM, "out of memory");
     return b;
 }
 

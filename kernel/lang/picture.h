@@ -35,7 +35,6 @@ void pic_jet(double t, uint8_t out[3]);
 
 /* PNG bytes of the canvas, base64-encoded (malloc'd, NUL-terminated). */
 char *pic_png_base64(const pic *p, cl_err *err);
-char *pic_base64(const uint8_t *data, size_t n);
 
 /* Renders a 2-D array (H,W) as cells `cell` pixels wide, shaded grey from its
  * min (white) to its max (black) or in jet colours (jet = 1); with numbers

@@ -1,4 +1,5 @@
 #include "kernel/lang/value.h"
+#include "engine/io/base64.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -629,7 +630,7 @@ static int add_png(json_t *b, const lv_value *v, const lv_value *over, int size,
     uint8_t *png = NULL;
     size_t len = 0;
     if (lv_png(v, over, size, &png, &len, err) < 0) return -1;
-    char *b64 = pic_base64(png, len);
+    char *b64 = b64_encode(png, len, NULL);
     free(png);
     if (!b64) return cl_err_set(err, CL_ENOMEM, "out of memory");
     json_object_set_new(b, "image/png", json_string(b64));
@@ -691,32 +692,21 @@ static json_t *bundle(const lv_value *v, const lv_value *over, int size, int sho
     return b;
 }
 
-static int b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
 json_t *lv_bundle_meta(const json_t *bundle)
 {
     json_t *meta = json_object();
     const char *b64 = json_string_value(json_object_get(bundle, "image/png"));
     if (!meta || !b64 || strlen(b64) < 32) return meta;
-    uint8_t head[24];
-    for (int i = 0; i < 8; i++) { /* 32 base64 characters are the first 24 bytes */
-        int q[4];
-        for (int k = 0; k < 4; k++)
-            if ((q[k] = b64_value(b64[i * 4 + k])) < 0) return meta;
-        head[i * 3] = (uint8_t)(q[0] << 2 | q[1] >> 4);
-        head[i * 3 + 1] = (uint8_t)((q[1] & 15) << 4 | q[2] >> 2);
-        head[i * 3 + 2] = (uint8_t)((q[2] & 3) << 6 | q[3]);
-    }
+    size_t got = 0; /* 32 base64 characters are the first 24 bytes */
+    uint8_t *head = b64_decode(b64, 32, &got, NULL);
     static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (memcmp(head, sig, 8) || memcmp(head + 12, "IHDR", 4)) return meta;
+    if (!head || got < 24 || memcmp(head, sig, 8) || memcmp(head + 12, "IHDR", 4)) {
+        free(head);
+        return meta;
+    }
     uint32_t w = (uint32_t)head[16] << 24 | head[17] << 16 | head[18] << 8 | head[19];
     uint32_t h = (uint32_t)head[20] << 24 | head[21] << 16 | head[22] << 8 | head[23];
+    free(head);
     json_object_set_new(meta, "image/png",
                         json_pack("{s:I, s:I}", "width", (json_int_t)w, "height", (json_int_t)h));
     return meta;

@@ -7,30 +7,6 @@
 
 #include "kernel/protocol/protocol.h"
 
-char *kp_base64_encode(const void *data, size_t len)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const unsigned char *p = data;
-    size_t out_len = 4 * ((len + 2) / 3);
-    char *out = malloc(out_len + 1), *o = out;
-    if (!out) return NULL;
-    size_t i = 0;
-    for (; i + 3 <= len; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        *o++ = tab[v >> 18], *o++ = tab[(v >> 12) & 63];
-        *o++ = tab[(v >> 6) & 63], *o++ = tab[v & 63];
-    }
-    if (len - i == 1) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        *o++ = tab[v >> 18], *o++ = tab[(v >> 12) & 63], *o++ = '=', *o++ = '=';
-    } else if (len - i == 2) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-        *o++ = tab[v >> 18], *o++ = tab[(v >> 12) & 63], *o++ = tab[(v >> 6) & 63], *o++ = '=';
-    }
-    *o = '\0';
-    return out;
-}
-
 void kp_uuid4(char out[37])
 {
     unsigned char b[16];

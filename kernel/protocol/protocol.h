@@ -119,8 +119,6 @@ int kp_conn_endpoint(const kp_conn *c, int port, char *buf, size_t n);
 
 /* ---- small codecs ------------------------------------------------------ */
 
-/* Standard base64 with padding (RFC 4648), NUL-terminated; NULL if out of memory. */
-char *kp_base64_encode(const void *data, size_t len);
 /* A random (version 4) UUID, "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx". */
 void kp_uuid4(char out[37]);
 /* The current UTC time, "2026-11-27T21:05:00.123456Z". */

@@ -181,18 +181,6 @@ Test(render, text_draws_inside_its_box)
     rd_image_free(im);
 }
 
-Test(render, base64_with_padding)
-{
-    cl_err err = {0};
-    const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-    const char *out[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
-    for (int i = 0; i < 7; i++) {
-        char *s = rd_base64((const uint8_t *)in[i], strlen(in[i]), &err);
-        cr_assert_str_eq(s, out[i]);
-        free(s);
-    }
-}
-
 static rd_tiles *three_tiles(void)
 {
     cl_err err = {0};
