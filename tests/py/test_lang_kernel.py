@@ -8,6 +8,8 @@ import time
 import pytest
 from jupyter_client.manager import KernelManager
 
+import lens_client
+
 SLOW = float(os.environ.get("CNNLENS_TEST_SLOW", "1"))  # sanitizer/valgrind runs (conftest.py)
 TIMEOUT = 20 * SLOW
 SLIDE = ("img = [1 0 0 0 0 1; 0 1 0 0 1 0; 0 0 1 1 0 0; 1 0 0 0 1 0; 0 1 0 0 1 0; 0 0 1 0 1 0]\n"
@@ -33,21 +35,7 @@ def kernel(jupyter_path):
 
 
 def execute(kc, code, timeout=TIMEOUT):
-    """(reply content, iopub messages of the request up to idle)."""
-    msg_id = kc.execute(code)
-    msgs = []
-    deadline = time.time() + timeout
-    while True:
-        msg = kc.get_iopub_msg(timeout=max(0.01, deadline - time.time()))
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        msgs.append(msg)
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            break
-    while True:
-        reply = kc.get_shell_msg(timeout=TIMEOUT)
-        if reply["parent_header"].get("msg_id") == msg_id:
-            return reply["content"], msgs
+    return lens_client.execute(kc, code, timeout)
 
 
 def of_type(msgs, t):

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from jupyter_client.manager import KernelManager
 
+import lens_client
+
 TIMEOUT = 30 * float(os.environ.get("CNNLENS_TEST_SLOW", "1"))  # sanitizer/valgrind runs
 ENV = {"CNNLENS_MAX_IMAGE_PIXELS": "10k", "CNNLENS_MAX_MESSAGE_BYTES": "1M"}
 
@@ -44,21 +46,7 @@ def kc(kernel):
 
 
 def execute(kc, code, timeout=TIMEOUT):
-    """(reply content, iopub messages of the request up to idle)."""
-    msg_id = kc.execute(code)
-    msgs = []
-    deadline = time.time() + timeout
-    while True:
-        msg = kc.get_iopub_msg(timeout=max(0.01, deadline - time.time()))
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        msgs.append(msg)
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            break
-    while True:
-        reply = kc.get_shell_msg(timeout=timeout)
-        if reply["parent_header"].get("msg_id") == msg_id:
-            return reply["content"], msgs
+    return lens_client.execute(kc, code, timeout)
 
 
 def ok(kc, code):
