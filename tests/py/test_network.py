@@ -6,14 +6,13 @@ import hmac
 import json
 import os
 import socket
-import subprocess
 import time
 import uuid
 
 import pytest
 import zmq
-from jupyter_client import BlockingKernelClient
-from jupyter_client.connect import write_connection_file
+
+import lens_client
 
 # sanitizer and valgrind runs are slower (conftest.py sets CNNLENS_TEST_SLOW)
 SLOW = float(os.environ.get("CNNLENS_TEST_SLOW", "1"))
@@ -23,56 +22,7 @@ NATIVE = (os.environ.get("CNNLENS_SANITIZE", "0").upper() in ("0", "", "FALSE", 
           and os.path.basename(os.environ.get("CNNLENS_BIN", "")) != "valgrind-kernel.sh")
 
 
-class Kernel:
-    """`cnnlens kernel -f FILE` started by hand (so any address can be used)
-    with a jupyter_client client that holds the right key."""
-
-    def __init__(self, binary, tmp_path, ip="127.0.0.1"):
-        self.conn_file, self.info = write_connection_file(
-            str(tmp_path / f"kernel-{uuid.uuid4().hex}.json"), ip=ip,
-            key=uuid.uuid4().hex.encode())
-        self.stderr = open(tmp_path / "kernel-stderr.txt", "w+")
-        self.proc = subprocess.Popen([os.path.abspath(binary), "kernel", "-f", self.conn_file],
-                                     stdout=subprocess.DEVNULL, stderr=self.stderr, cwd=tmp_path)
-        self.kc = BlockingKernelClient()
-        self.kc.load_connection_file(self.conn_file)
-        self.kc.hb_channel.time_to_dead = SLOW  # a heartbeat under valgrind takes its time
-        self.kc.start_channels()
-        try:
-            self.kc.wait_for_ready(timeout=TIMEOUT)
-        except BaseException:
-            self.kc.stop_channels()
-            self.proc.kill()  # no kernel left behind when it never got ready
-            self.proc.wait()
-            raise
-
-    def run(self, code):
-        """Executes code; the reply and the IOPub messages up to its idle."""
-        msg_id = self.kc.execute(code)
-        while True:  # (skipping late kernel_info_replies to wait_for_ready's retries)
-            reply = self.kc.get_shell_msg(timeout=TIMEOUT)
-            if reply["parent_header"].get("msg_id") == msg_id:
-                break
-        out = []
-        while True:
-            msg = self.kc.get_iopub_msg(timeout=TIMEOUT)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            out.append(msg)
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                return reply, out
-
-    def log(self):
-        self.stderr.flush()
-        self.stderr.seek(0)
-        return self.stderr.read()
-
-    def close(self):
-        self.kc.stop_channels()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=TIMEOUT)
-        self.stderr.close()
+Kernel = lens_client.Kernel
 
 
 @pytest.fixture
@@ -123,7 +73,7 @@ def test_listens_only_on_the_connection_files_address(cnnlens_bin, tmp_path, ip)
         listening = listening_sockets(k.proc.pid)
         assert sorted(listening) == sorted(("ipv4", ip, p) for p in ports(k.info)), listening
         reply, out = k.run("1 + 1")
-        assert reply["content"]["status"] == "ok"
+        assert reply["status"] == "ok"
         if ip != "127.0.0.1":
             # nothing answers on the same port at another loopback address
             with pytest.raises(ConnectionRefusedError):
@@ -192,7 +142,7 @@ class Intruder:
 def test_a_client_without_the_key_runs_nothing(kernel, tmp_path, signed):
     target = tmp_path / "pwned.npy"
     reply, _ = kernel.run("a = rand 2 2")
-    assert reply["content"]["status"] == "ok"
+    assert reply["status"] == "ok"
     intruder = Intruder(kernel.info)
     try:
         code = f'secret = 42\nsave a "{target}"\nprint "pwned"'
@@ -213,7 +163,7 @@ def test_a_client_without_the_key_runs_nothing(kernel, tmp_path, signed):
     assert kernel.proc.poll() is None, "a shutdown_request without the key stopped the kernel"
     # the real client: alive, and the intruder's variable does not exist
     reply, out = kernel.run("secret")
-    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "NameError"
+    assert reply["status"] == "error" and reply["ename"] == "NameError"
     reply, out = kernel.run('print "still mine"')
     assert [m["content"]["text"] for m in out if m["msg_type"] == "stream"] == ["still mine\n"]
     log = kernel.log()
@@ -238,7 +188,7 @@ def test_a_flood_without_the_key_costs_nothing(kernel):
                 intruder.send("shell" if i % 2 else "control", "execute_request",
                               {"code": "print 1"}, signed=i % 4 < 2)
             reply, out = kernel.run("1 + 1")  # served behind the flood on shell
-            assert reply["content"]["status"] == "ok"
+            assert reply["status"] == "ok"
             deadline = time.time() + TIMEOUT  # control drops its half on its own thread
             while f"{total} dropped so far" not in kernel.log() and time.time() < deadline:
                 time.sleep(0.05)
