@@ -113,7 +113,9 @@ class Intruder:
             for p in parts:
                 h.update(p)
             sig = h.hexdigest().encode()
-        self.socks[channel].send_multipart([b"<IDS|MSG>", sig] + parts)
+        frames = [b"<IDS|MSG>", sig] + parts
+        self.last_bytes = sum(len(f) for f in frames)
+        self.socks[channel].send_multipart(frames)
         return msg_id
 
     def heard(self, msg_ids, seconds=1.0):
@@ -178,15 +180,18 @@ def vm_rss_kib(pid):
 
 
 def test_a_flood_without_the_key_costs_nothing(kernel):
-    """20,000 messages without the key: memory and open files stay flat, the
+    """50,000 messages without the key: memory and open files stay flat, the
     log stays short, and the real client is answered all along."""
     pid = kernel.proc.pid
     intruder = Intruder(kernel.info)
     try:
+        sent = [0]
+
         def flood(n, total):
             for i in range(n):
                 intruder.send("shell" if i % 2 else "control", "execute_request",
                               {"code": "print 1"}, signed=i % 4 < 2)
+            sent[0] += n * intruder.last_bytes
             reply, out = kernel.run("1 + 1")  # served behind the flood on shell
             assert reply["status"] == "ok"
             deadline = time.time() + TIMEOUT  # control drops its half on its own thread
@@ -195,15 +200,23 @@ def test_a_flood_without_the_key_costs_nothing(kernel):
 
         flood(2000, 2000)
         rss, fds = vm_rss_kib(pid), len(os.listdir(f"/proc/{pid}/fd"))
-        flood(18000, 20000)
+        sent[0] = 0
+        flood(48000, 50000)
         rss_end, fds_end = vm_rss_kib(pid), len(os.listdir(f"/proc/{pid}/fd"))
     finally:
         intruder.close()
-    print(f"\nNETWORK: 20,000 messages without the key: VmRSS {rss} -> {rss_end} KiB, "
-          f"fds {fds} -> {fds_end}, log {len(kernel.log())} bytes")
+    print(f"\nNETWORK: 50,000 messages without the key: VmRSS {rss} -> {rss_end} KiB, "
+          f"fds {fds} -> {fds_end}, log {len(kernel.log())} bytes, "
+          f"{sent[0] // 1024} KiB sent after the first 2,000")
     assert fds_end <= fds
     if NATIVE:
-        assert rss_end - rss < 1024, f"resident set grew by {rss_end - rss} KiB"
+        # ZeroMQ queues up to its receive high-water mark (1000 messages per
+        # socket) while the kernel drops them, and glibc may keep that peak: about
+        # 1 MiB, measured 0.1-1.3 MiB. Keeping the last 48,000 messages (11 MB on
+        # the wire, more as ZeroMQ frames in memory) would cost far more.
+        bound = 4096
+        assert rss_end - rss < bound, (f"resident set grew by {rss_end - rss} KiB "
+                                       f"for {sent[0] // 1024} KiB of messages")
     log = kernel.log().splitlines()
-    assert 100 <= len(log) < 400, f"{len(log)} lines of log for 20,000 dropped messages"
-    assert "20000 dropped so far" in log[-1]
+    assert 100 <= len(log) < 700, f"{len(log)} lines of log for 50,000 dropped messages"
+    assert "50000 dropped so far" in log[-1]
