@@ -10,6 +10,7 @@
 
 #include "engine/io/weights.h"
 #include "engine/ops/ops.h"
+#include "engine/progress.h"
 #include "engine/rng.h"
 #include "engine/threads.h"
 
@@ -52,6 +53,7 @@ typedef struct node {
     int ndim0;          /* output shape for the default input, batch 1 */
     int64_t shape0[4];
     unsigned out_gen, grad_gen;
+    unsigned arg_gen; /* max pool: the forward pass whose winners arg holds */
 } node;
 
 typedef struct alias {
@@ -78,7 +80,8 @@ struct net {
     uint64_t seed;
     uint64_t drop_rng; /* dropout masks while training (splitmix64 state) */
     unsigned fwd_gen, bwd_gen, in_grad_gen;
-    cl_err build_err; /* the first failure of a builder call */
+    double *profile_ms; /* net_set_profile: the caller's per-node times, or NULL */
+    cl_err build_err;   /* the first failure of a builder call */
 };
 
 static void ensure_params(net *m);
@@ -479,9 +482,14 @@ static void node_forward(net *m, node *n)
         break;
     }
     case NK_MAXPOOL: {
+        /* The winners only for a backward pass: training always has one;
+         * otherwise maxpool_switches finds them if a backward comes (Grad-CAM
+         * at a later layer, or a plain forward, never asks). */
         op_pool p = {n->k, n->stride, n->pad};
+        int32_t *arg = m->training ? n->arg : NULL;
         op_maxpool_forward(&p, x->shape[0] * x->shape[1], x->shape[2], x->shape[3], x->data, y,
-                           n->arg);
+                           arg);
+        n->arg_gen = arg ? m->fwd_gen : 0;
         break;
     }
     case NK_AVGPOOL: {
@@ -543,13 +551,33 @@ int net_forward_upto(net *m, const tn_tensor *x, int last, cl_err *err)
     wino_prepare(m);
     /* Nodes are in topological order, so 0..last holds all that `last` needs. */
     for (int i = 0; i <= last; i++) {
+        double t0 = m->profile_ms ? 1e3 * cl_progress_now() : 0.0;
         node_forward(m, &m->nodes[i]);
         m->nodes[i].out_gen = m->fwd_gen;
+        if (m->profile_ms) m->profile_ms[i] += 1e3 * cl_progress_now() - t0;
     }
     return 0;
 }
 
+void net_set_profile(net *m, double *ms)
+{
+    m->profile_ms = ms;
+}
+
 /* ---- backward ---- */
+
+/* The winners of max-pool node n for the current forward pass, found now if
+ * that pass kept only the values: the pass again over the same input gives
+ * the same values (rewritten in place) and, this time, their positions. */
+static void maxpool_switches(net *m, node *n)
+{
+    if (n->arg_gen == m->fwd_gen) return;
+    const tn_tensor *x = input_of(m, n->in[0]);
+    op_pool p = {n->k, n->stride, n->pad};
+    op_maxpool_forward(&p, x->shape[0] * x->shape[1], x->shape[2], x->shape[3], x->data,
+                       n->out->data, n->arg);
+    n->arg_gen = m->fwd_gen;
+}
 
 static op_relu_rule relu_rule(net_relu_rule r)
 {
@@ -614,9 +642,11 @@ static int node_backward(net *m, node *n, int to, op_relu_rule rule, cl_err *err
         break;
     case NK_MAXPOOL: {
         op_pool p = {n->k, n->stride, n->pad};
-        if (dx)
+        if (dx) {
+            maxpool_switches(m, n);
             op_maxpool_backward(&p, x->shape[0] * x->shape[1], x->shape[2], x->shape[3], dy, n->arg,
                                 dx, acc);
+        }
         break;
     }
     case NK_AVGPOOL: {
@@ -749,9 +779,10 @@ const tn_tensor *net_node_output(const net *m, int i)
     return m->nodes[i].out;
 }
 
-const int32_t *net_node_argmax(const net *m, int i)
+const int32_t *net_node_argmax(net *m, int i)
 {
     if (!net_node_output(m, i) || m->nodes[i].kind != NK_MAXPOOL) return NULL;
+    maxpool_switches(m, &m->nodes[i]);
     return m->nodes[i].arg;
 }
 
@@ -1272,15 +1303,7 @@ static int rows_window(net *m, node *n, int64_t r0, int64_t r1, cl_err *err)
         op_avgpool_forward(&p, N * C, hi - lo, W, x, y);
         return 0;
     }
-    if (tn_numel(n->out) > n->arg_cap) {
-        tn_dealloc(n->arg);
-        n->arg_cap = tn_numel(n->out);
-        if (!(n->arg = tn_alloc((size_t)n->arg_cap * sizeof *n->arg))) {
-            n->arg_cap = 0;
-            return cl_err_set(err, CL_ENOMEM, "out of memory for layer '%s'", n->name);
-        }
-    }
-    op_maxpool_forward(&p, N * C, hi - lo, W, x, y, n->arg);
+    op_maxpool_forward(&p, N * C, hi - lo, W, x, y, NULL); /* no backward after a rows pass */
     return 0;
 }
 

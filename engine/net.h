@@ -63,8 +63,9 @@ const tn_tensor *net_node_output(const net *m, int i);
 const tn_tensor *net_node_grad(const net *m, int i);
 /* For a max-pool node after forward: per output element, the index of the
  * window's winner in its input plane (y * W + x) — the "switches" of a
- * deconvnet; NULL for other nodes.  Borrowed, numel of the node's output. */
-const int32_t *net_node_argmax(const net *m, int i);
+ * deconvnet; NULL for other nodes.  Borrowed, numel of the node's output;
+ * found on first use after a pass that did not need them (hence not const). */
+const int32_t *net_node_argmax(net *m, int i);
 /* Gradient w.r.t. the net's input after a backward that reached the input. */
 const tn_tensor *net_input_grad(const net *m);
 
@@ -75,6 +76,11 @@ const tn_tensor *net_input_grad(const net *m);
 int net_backward(net *m, int from, const tn_tensor *grad, int to, net_relu_rule rule, cl_err *err);
 
 void net_set_training(net *m, int training);
+
+/* Per-node forward timing, for benchmarks: while ms is not NULL every forward
+ * pass adds each node's wall time (milliseconds) to ms[i] (net_node_count
+ * entries, the caller's).  NULL turns it off. */
+void net_set_profile(net *m, double *ms);
 
 /* ---- Incremental forward, for occlusion ----
  * net_keep_base snapshots every node's output after a net_forward of one

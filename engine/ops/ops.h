@@ -74,7 +74,8 @@ typedef struct op_pool {
 } op_pool;
 
 /* Max pooling, padding counts as -inf, the first maximum in a window wins (as
- * PyTorch); arg [n,c,ho,wo] keeps the winner's index in its h x w plane. */
+ * PyTorch); arg [n,c,ho,wo] keeps the winner's index in its h x w plane, or
+ * is NULL for the values alone (faster: a pass with no backward needs none). */
 void op_maxpool_forward(const op_pool *p, int64_t nc, int64_t h, int64_t w, const float *x,
                         float *y, int32_t *arg);
 void op_maxpool_backward(const op_pool *p, int64_t nc, int64_t h, int64_t w, const float *dy,

@@ -66,6 +66,34 @@ static void maxpool_row(const op_pool *p, int64_t h, int64_t w, int64_t wo, int6
         maxpool_cols(p, w, y0, y1, xc, o0, o0 + 64 < wo ? o0 + 64 : wo, y, where);
 }
 
+/* One output row of max pooling, values only (no winners): the same visiting
+ * order and select as maxpool_cols, but with no index to carry the compiler
+ * vectorises the pass over the outputs, even with the stride's gather. */
+static void maxpool_row_values(const op_pool *p, int64_t h, int64_t w, int64_t wo, int64_t oy,
+                               const float *restrict xc, float *restrict y)
+{
+    const int s = p->stride, pad = p->pad;
+    int64_t y0 = oy * s - pad, y1 = y0 + p->k;
+    if (y0 < 0) y0 = 0;
+    if (y1 > h) y1 = h;
+    for (int64_t ox = 0; ox < wo; ox++) y[ox] = -INFINITY;
+    for (int64_t iy = y0; iy < y1; iy++) {
+        const float *row = xc + iy * w;
+        for (int kx = 0; kx < p->k; kx++) {
+            int64_t lo = pad - kx > 0 ? (pad - kx + s - 1) / s : 0;
+            int64_t hi = w - 1 + pad - kx >= 0 ? (w - 1 + pad - kx) / s + 1 : 0;
+            if (hi > wo) hi = wo;
+            if (hi <= lo) continue;
+            const float *src = row + lo * s - pad + kx; /* input column of output lo */
+            float *out = y + lo;
+            for (int64_t i = 0; i < hi - lo; i++) {
+                float v = src[i * s], cur = out[i];
+                out[i] = (v > cur) | (v != v) ? v : cur;
+            }
+        }
+    }
+}
+
 typedef struct pool_job {
     const op_pool *p;
     int64_t h, w, ho, wo;
@@ -78,6 +106,12 @@ typedef struct pool_job {
 static void maxpool_part(void *ctx, int64_t lo, int64_t hi)
 {
     const pool_job *j = ctx;
+    if (!j->arg) {
+        for (int64_t r = lo; r < hi; r++)
+            maxpool_row_values(j->p, j->h, j->w, j->wo, r % j->ho, j->x + (r / j->ho) * j->h * j->w,
+                               j->y + r * j->wo);
+        return;
+    }
     for (int64_t r = lo; r < hi; r++)
         maxpool_row(j->p, j->h, j->w, j->wo, r % j->ho, j->x + (r / j->ho) * j->h * j->w,
                     j->y + r * j->wo, j->arg + r * j->wo);

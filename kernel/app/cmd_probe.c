@@ -10,6 +10,7 @@
  * NODE|input]
  *        [--grad-node NODE]... [--rule plain|guided|deconv] [--train]]
  *   cnnlens probe bench ARCH --input X.npy [--weights FILE] [--iters N] [--grad-to NODE]
+ *                       [--per-node]   (also each node's forward time, to stderr)
  *   cnnlens probe sgemm N       (GFLOP/s of an N x N x N cblas_sgemm, best of 5)
  *
  * `run` writes DIR/logits.npy, DIR/node.NAME.npy for each --save,
@@ -37,7 +38,7 @@
 typedef struct probe_opts {
     const char *arch, *input, *out, *weights, *grad_from, *grad_to, *rule;
     const char *save[PROBE_MAX_NAMES], *grad_nodes[PROBE_MAX_NAMES], *args[PROBE_MAX_NAMES];
-    int nsave, ngrad, nargs, grad_class, train, iters;
+    int nsave, ngrad, nargs, grad_class, train, iters, per_node;
     unsigned long seed;
 } probe_opts;
 
@@ -57,6 +58,10 @@ static int parse(int argc, char **argv, probe_opts *o)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--train")) {
             o->train = 1;
+            continue;
+        }
+        if (!strcmp(a, "--per-node")) {
+            o->per_node = 1;
             continue;
         }
         if (!v) return -1;
@@ -167,7 +172,7 @@ static int run_backward(net *m, const probe_opts *o, cl_err *err)
     return 0;
 }
 
-static int save_argmax(const net *m, const char *dir, const char *name, cl_err *err)
+static int save_argmax(net *m, const char *dir, const char *name, cl_err *err)
 {
     int k = net_find(m, name, err);
     if (k < 0) return -1;
@@ -269,6 +274,21 @@ static double peak_rss_mib(void)
     return kib / 1024.0;
 }
 
+/* The mean forward time of each node over `runs` passes, in node order, to
+ * stderr (stdout stays one JSON line), with its share of the total. */
+static void print_per_node(const net *m, const double *ms, int runs)
+{
+    double total = 0;
+    for (int i = 0; i < net_node_count(m); i++) total += ms[i];
+    for (int i = 0; i < net_node_count(m); i++) {
+        net_node_info in;
+        if (net_node_info_get(m, i, &in)) continue;
+        fprintf(stderr, "%3d %-24s %-20s %8.3f ms %5.1f%%\n", i, in.name, in.type, ms[i] / runs,
+                total > 0 ? 100.0 * ms[i] / total : 0.0);
+    }
+    fprintf(stderr, "    all nodes %40.3f ms\n", total / runs);
+}
+
 /* Prints the median forward and forward+backward times (ms) and the peak RSS. */
 static int probe_bench(const probe_opts *o, cl_err *err)
 {
@@ -277,12 +297,14 @@ static int probe_bench(const probe_opts *o, cl_err *err)
     tn_tensor *x = o->input ? npy_read(o->input, err) : NULL;
     int to = -2, n = o->iters > 0 && o->iters <= 1000 ? o->iters : 10, rc = -1;
     double *fw = calloc((size_t)n, sizeof *fw), *bw = calloc((size_t)n, sizeof *bw);
+    double *node_ms = o->per_node ? calloc((size_t)net_node_count(m), sizeof *node_ms) : NULL;
     tn_tensor *g = NULL;
     if (!x || !fw || !bw) goto done;
     if (o->grad_to && (to = resolve(m, o->grad_to, NET_INPUT, err)) < -1) goto done;
     if (net_forward(m, x, err)) goto done; /* warm-up: buffers and BLAS threads */
     if (to >= -1 && !(g = one_hot(m, net_node_count(m) - 1, 0, err))) goto done;
     if (g && net_backward(m, net_node_count(m) - 1, g, to, NET_RELU_PLAIN, err)) goto done;
+    net_set_profile(m, node_ms);
     for (int i = 0; i < n; i++) {
         double t0 = now_ms();
         if (net_forward(m, x, err)) goto done;
@@ -290,6 +312,7 @@ static int probe_bench(const probe_opts *o, cl_err *err)
         if (g && net_backward(m, net_node_count(m) - 1, g, to, NET_RELU_PLAIN, err)) goto done;
         fw[i] = t1 - t0, bw[i] = now_ms() - t0;
     }
+    if (node_ms) print_per_node(m, node_ms, n);
     qsort(fw, (size_t)n, sizeof *fw, cmp_double);
     qsort(bw, (size_t)n, sizeof *bw, cmp_double);
     printf("{\"forward_ms\": %.3f, \"forward_backward_ms\": %.3f, \"forward_min_ms\": %.3f, "
@@ -297,7 +320,7 @@ static int probe_bench(const probe_opts *o, cl_err *err)
            fw[n / 2], g ? bw[n / 2] : 0.0, fw[0], peak_rss_mib());
     rc = 0;
 done:
-    free(fw), free(bw), tn_free(g), tn_free(x);
+    free(fw), free(bw), free(node_ms), tn_free(g), tn_free(x);
     net_free(m);
     return rc;
 }

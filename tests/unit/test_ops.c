@@ -252,6 +252,38 @@ Test(ops, maxpool_propagates_nan)
     cr_assert(isnan(y[0]) && arg[0] == 1, "PyTorch keeps the NaN: got %g at %d", y[0], arg[0]);
 }
 
+/* The values-only pass (arg NULL) gives, bit for bit, the values of the pass
+ * that records winners: over kernel sizes, strides and paddings, with ties,
+ * signed zeros, infinities and NaNs placed anywhere. */
+Test(ops, maxpool_values_only_matches_the_winners_pass)
+{
+    const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1.0f, 1.0f, -1.0f};
+    const op_pool pools[] = {{3, 2, 1}, {2, 2, 0}, {3, 1, 1}, {3, 3, 0}, {5, 2, 2}, {1, 1, 0}};
+    uint32_t seed = 7;
+    for (size_t pi = 0; pi < sizeof pools / sizeof *pools; pi++)
+        for (int64_t h = 1; h <= 9; h += 4)
+            for (int64_t w = 5; w <= 140; w += 45) { /* w 140: more than 64 outputs a row */
+                op_pool p = pools[pi];
+                if (h + 2 * p.pad < p.k || w + 2 * p.pad < p.k) continue;
+                int64_t nc = 3, ho = (h + 2 * p.pad - p.k) / p.stride + 1;
+                int64_t wo = (w + 2 * p.pad - p.k) / p.stride + 1, nx = nc * h * w;
+                float *x = malloc((size_t)nx * sizeof *x),
+                      *y = malloc((size_t)(nc * ho * wo) * sizeof *y);
+                float *v = malloc((size_t)(nc * ho * wo) * sizeof *v);
+                int32_t *arg = malloc((size_t)(nc * ho * wo) * sizeof *arg);
+                for (int64_t i = 0; i < nx; i++) {
+                    seed = seed * 1664525u + 1013904223u;
+                    x[i] = (seed >> 28) < 5 ? special[(seed >> 8) % 8] : (float)(seed >> 20) / 7.0f;
+                }
+                op_maxpool_forward(&p, nc, h, w, x, y, arg);
+                op_maxpool_forward(&p, nc, h, w, x, v, NULL);
+                cr_assert_eq(memcmp(y, v, (size_t)(nc * ho * wo) * sizeof *v), 0,
+                             "k %d stride %d pad %d, %lldx%lld", p.k, p.stride, p.pad, (long long)h,
+                             (long long)w);
+                free(x), free(y), free(v), free(arg);
+            }
+}
+
 Test(ops, avgpool_counts_padding)
 {
     float x[4] = {1, 2, 3, 4}, y[9];
