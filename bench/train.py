@@ -12,30 +12,19 @@ import gzip
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import time
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASHION = "/usr/share/datasets/fashion-mnist"
 
-
-class Lecture(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 25, 3)
-        self.conv2 = nn.Conv2d(25, 50, 3)
-        self.dense1 = nn.Linear(1250, 100)
-        self.output = nn.Linear(100, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(self.conv1(x), 2)
-        x = F.max_pool2d(self.conv2(x), 2)
-        return self.output(F.relu(self.dense1(x.flatten(1))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "py"))
+from torch_ref import Lecture  # noqa: E402  (the model tests/py/test_train_parity.py checks)
 
 
 def load(n):

@@ -17,10 +17,9 @@ the lecture CNN maximised for 200 steps in under 1 s.  Run on a quiet machine
 """
 import argparse
 import copy
-import json
 import os
-import struct
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -33,18 +32,8 @@ import torchvision
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOALS = {"gradcam": 0.25, "guided": 0.7, "occlusion": 0.5}
 
-
-def save_safetensors(state, path):
-    header, blobs, off = {}, [], 0
-    for k, v in state.items():
-        b = v.detach().float().contiguous().numpy().astype("<f4").tobytes()
-        header[k] = {"dtype": "F32", "shape": list(v.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+sys.path.insert(0, os.path.join(ROOT, "tests", "py"))
+from torch_ref import Lecture, save_safetensors  # noqa: E402  (the model and writer tests/py/test_vis.py uses)
 
 
 def best_time(fn, repeat):
@@ -150,23 +139,6 @@ def torch_occlusion(model, x, window, stride):
         return total / count
 
     return run
-
-
-class Lecture(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 25, 3)
-        self.pool1 = nn.MaxPool2d(2)
-        self.conv2 = nn.Conv2d(25, 50, 3)
-        self.pool2 = nn.MaxPool2d(2)
-        self.flatten = nn.Flatten()
-        self.dense1 = nn.Linear(1250, 100)
-        self.relu = nn.ReLU()
-        self.output = nn.Linear(100, 10)
-
-    def forward(self, x):
-        x = self.pool2(self.conv2(self.pool1(self.conv1(x))))
-        return self.output(self.relu(self.dense1(self.flatten(x))))
 
 
 def torch_maximize(model, filters, steps):

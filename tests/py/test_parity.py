@@ -2,9 +2,7 @@
 seeded random init, its weights saved (safetensors written by hand, .pth zip,
 .pth legacy), and `cnnlens probe run` must reproduce the logits, named
 intermediate outputs and gradients (to the input and to a named layer)."""
-import json
 import os
-import struct
 import subprocess
 import tempfile
 
@@ -14,28 +12,12 @@ import torch
 import torch.nn as nn
 import torchvision
 
+from torch_ref import Lecture, save_safetensors
+
 torch.set_num_threads(2)
 
 
 # ---- helpers (also imported by test_parity_vgg.py) ----
-
-def save_safetensors(sd, path):
-    """safetensors by hand: u64 LE header length, JSON header, raw F32 data."""
-    header, blobs, off = {}, [], 0
-    for k, v in sd.items():
-        a = v.detach().cpu().numpy().astype("<f4")
-        b = a.tobytes()
-        header[k] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
 
 def save_weights(model, path, fmt):
     sd = model.state_dict()
@@ -64,29 +46,10 @@ def no_inplace(model):
             m.inplace = False
 
 
-class FashionCNN(nn.Module):
-    """The lecture CNN, with the state_dict keys of the zoo's 'fashion'."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 25, 3)
-        self.pool1 = nn.MaxPool2d(2)
-        self.conv2 = nn.Conv2d(25, 50, 3)
-        self.pool2 = nn.MaxPool2d(2)
-        self.flatten = nn.Flatten()
-        self.dense1 = nn.Linear(1250, 100)
-        self.relu = nn.ReLU()
-        self.output = nn.Linear(100, 10)
-
-    def forward(self, x):
-        x = self.pool2(self.conv2(self.pool1(self.conv1(x))))
-        return self.output(self.relu(self.dense1(self.flatten(x))))
-
-
 def make_model(arch, seed):
     torch.manual_seed(seed)
     if arch == "fashion":
-        model = FashionCNN()
+        model = Lecture()
     else:
         model = getattr(torchvision.models, arch)(weights=None)
     randomize_bn(model, torch.Generator().manual_seed(seed + 1))

@@ -2,7 +2,6 @@
 and a few optimiser steps (Adam, SGD with momentum, cosine schedule), driven
 through `cnnlens train-builtin`.  Weights go both ways as safetensors."""
 import gzip
-import json
 import os
 import struct
 import subprocess
@@ -10,53 +9,11 @@ import subprocess
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
+from torch_ref import Lecture, load_safetensors, save_safetensors
+
 FASHION = "/usr/share/datasets/fashion-mnist"
-
-
-class Lecture(nn.Module):
-    """The lecture CNN with the engine's layer names (convs linear, as the slides)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 25, 3)
-        self.conv2 = nn.Conv2d(25, 50, 3)
-        self.dense1 = nn.Linear(1250, 100)
-        self.output = nn.Linear(100, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(self.conv1(x), 2)
-        x = F.max_pool2d(self.conv2(x), 2)
-        return self.output(F.relu(self.dense1(x.flatten(1))))
-
-
-def save_st(path, sd):
-    header, blobs, off = {}, [], 0
-    for k, v in sd.items():
-        b = v.detach().contiguous().float().numpy().astype("<f4").tobytes()
-        header[k] = {"dtype": "F32", "shape": list(v.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-def load_st(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8 : 8 + n])
-    out = {}
-    for k, e in header.items():
-        if k == "__metadata__":
-            continue
-        a, b = e["data_offsets"]
-        out[k] = torch.from_numpy(np.frombuffer(raw[8 + n + a : 8 + n + b], "<f4").reshape(e["shape"]).copy())
-    return out
 
 
 def train_images(n):
@@ -76,7 +33,7 @@ def start(tmp_path):
     torch.manual_seed(3)
     m = Lecture()
     path = str(tmp_path / "start.safetensors")
-    save_st(path, m.state_dict())
+    save_safetensors(m.state_dict(), path)
     return m, path
 
 
@@ -131,7 +88,7 @@ def test_optimiser_steps_match_pytorch(cnnlens_bin, start, tmp_path, optim, extr
         opt.step()
         if sched:
             sched.step()
-    got = load_st(out)
+    got = load_safetensors(out)
     for name, p in m.state_dict().items():
         diff = (got[name] - p).abs().max().item()
         assert diff < 2e-5, f"{name}: max difference {diff} after {steps} {optim} steps"
@@ -156,7 +113,7 @@ def test_builtin_model_evaluates_as_in_pytorch(cnnlens_bin):
     rows = [list(map(int, line.split(":")[1].split())) for line in r.stdout.splitlines() if line.startswith("confusion")]
     ours = np.array(rows)
     m = Lecture()
-    m.load_state_dict(load_st(weights))
+    m.load_state_dict(load_safetensors(weights))
     with gzip.open(os.path.join(FASHION, "t10k-images-idx3-ubyte.gz")) as f:
         x = torch.from_numpy(np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28).astype(np.float32) / 255)
     with gzip.open(os.path.join(FASHION, "t10k-labels-idx1-ubyte.gz")) as f:

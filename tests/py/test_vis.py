@@ -5,9 +5,7 @@ the target layer, backward() on the raw logit, NumPy float32 arithmetic.
 The C side runs through the hidden `cnnlens vis-probe`, on torchvision models
 at random init (weights saved as safetensors into a temp folder) and on the
 lecture CNN (arch "fashion")."""
-import json
 import os
-import struct
 import subprocess
 
 import numpy as np
@@ -15,6 +13,9 @@ import pytest
 import torch
 import torch.nn as nn
 import torchvision
+
+from test_render import scale_cam_image
+from torch_ref import Lecture, save_safetensors
 
 torch.set_num_threads(2)
 
@@ -27,47 +28,10 @@ LAYER_MODULE = {  # the lecture's layers, and the lecture CNN's
 }
 
 
-class Fashion(nn.Module):
-    """The lecture CNN with cnnlens's layer names (the convs stay linear)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 25, 3)
-        self.pool1 = nn.MaxPool2d(2)
-        self.conv2 = nn.Conv2d(25, 50, 3)
-        self.pool2 = nn.MaxPool2d(2)
-        self.flatten = nn.Flatten()
-        self.dense1 = nn.Linear(1250, 100)
-        self.relu = nn.ReLU()
-        self.output = nn.Linear(100, 10)
-
-    def forward(self, x):
-        x = self.pool2(self.conv2(self.pool1(self.conv1(x))))
-        return self.output(self.relu(self.dense1(self.flatten(x))))
-
-
-def save_safetensors(state, path):
-    """A safetensors file (all F32), written by hand: no extra package needed."""
-    header, blobs, off = {}, [], 0
-    for k, v in state.items():
-        a = v.detach().cpu().float().contiguous().numpy().astype("<f4")
-        b = a.tobytes()
-        header[k] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
-
 def make_model(arch, seed=0):
     torch.manual_seed(seed)
     if arch == "fashion":
-        m = Fashion()
+        m = Lecture()
     else:
         m = getattr(torchvision.models, arch)()
         # Random running statistics, so that folding batch norm is really tested.
@@ -176,19 +140,6 @@ def layer_pass(model, module, x, cls=None, need_grad=True):
         sum(out[i, c] for i, c in enumerate(cls)).backward()
         return store["a"].detach().numpy(), store["g"].numpy(), cls
     return store["a"].detach().numpy(), None, cls
-
-
-def scale_cam_image(cam, target_size=None):
-    import cv2
-
-    result = []
-    for img in cam:
-        img = img - np.min(img)
-        img = img / (1e-7 + np.max(img))
-        if target_size is not None:
-            img = cv2.resize(img, target_size)
-        result.append(img)
-    return np.float32(result)
 
 
 def ref_cam(model, module, x, kind, cls=None):

@@ -8,27 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from test_vis import Fashion, Xoshiro, make_model, probe, save_safetensors
+from test_vis import Xoshiro, make_model, probe
+from torch_ref import Lecture, load_safetensors, save_safetensors
 
 torch.set_num_threads(2)
 SOURCE = os.environ.get("CNNLENS_SOURCE", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
-
-
-def load_safetensors(path):
-    import json
-    import struct
-
-    raw = open(path, "rb").read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + n])
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        a, b = v["data_offsets"]
-        assert v["dtype"] == "F32"
-        out[k] = torch.from_numpy(np.frombuffer(raw[8 + n + a : 8 + n + b], "<f4").reshape(v["shape"]).copy())
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +20,7 @@ def trained():
     """The built-in lecture CNN, trained (models/fashion.safetensors): a
     random-init net is too unsure of everything to be fooled to 99.99%."""
     path = os.path.join(SOURCE, "models", "fashion.safetensors")
-    m = Fashion()
+    m = Lecture()
     m.load_state_dict(load_safetensors(path))
     return m.eval(), path
 
