@@ -12,41 +12,20 @@
 
 #include "engine/image.h"
 #include "engine/io/png.h"
-
-static char tmpdir[64];
+#include "tests/unit/tmpdir.h"
 
 static void make_dir(void)
 {
-    /* /dev/shm when there is one: thousands of small rewrites stay off the disk. */
-    strcpy(tmpdir,
-           access("/dev/shm", W_OK) ? "/tmp/cnnlens-img-XXXXXX" : "/dev/shm/cnnlens-img-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
+    tmp_make("img");
 }
 
 static void drop_dir(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    cr_assert_eq(system(cmd), 0);
+    tmp_drop();
     lim_reset();
 }
 
 TestSuite(image, .init = make_dir, .fini = drop_dir);
-
-static const char *path_of(const char *name)
-{
-    static char buf[256];
-    snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
-    return buf;
-}
-
-static void write_file(const char *name, const uint8_t *d, size_t n)
-{
-    FILE *f = fopen(path_of(name), "wb");
-    cr_assert_not_null(f);
-    fwrite(d, 1, n, f);
-    fclose(f);
-}
 
 static uint8_t *read_all(const char *path, size_t *n)
 {
@@ -74,8 +53,8 @@ Test(image, png_round_trip_grey_rgb_rgba)
         uint8_t pix[13 * 7 * 4];
         pattern(pix, w, h, c);
         cl_err err = {0};
-        cr_assert_eq(png_write_file(path_of("a.png"), pix, w, h, c, &err), 0, "%s", err.msg);
-        tn_tensor *t = img_load(path_of("a.png"), &err);
+        cr_assert_eq(png_write_file(tmp_path("a.png"), pix, w, h, c, &err), 0, "%s", err.msg);
+        tn_tensor *t = img_load(tmp_path("a.png"), &err);
         cr_assert_not_null(t, "%s", err.msg);
         int oc = c == 4 ? 3 : c; /* alpha dropped */
         cr_assert_eq(t->ndim, 3);
@@ -113,13 +92,13 @@ static void write_png_header(const char *name, uint32_t w, uint32_t h)
     put_be32(b + 45, 0);
     memcpy(b + 49, "IEND", 4);
     put_be32(b + 53, (uint32_t)crc32(0, b + 49, 4));
-    write_file(name, b, 57);
+    tmp_write(name, b, 57);
 }
 
 static void expect_fail(const char *name, const char *needle)
 {
     cl_err err = {0};
-    tn_tensor *t = img_load(path_of(name), &err);
+    tn_tensor *t = img_load(tmp_path(name), &err);
     cr_assert_null(t, "%s should be rejected", name);
     cr_assert(strstr(err.msg, needle) != NULL, "%s: '%s' lacks '%s'", name, err.msg, needle);
 }
@@ -133,7 +112,7 @@ Test(image, oversized_images_are_refused_before_decoding)
     uint8_t pix[64 * 64 * 3];
     pattern(pix, 64, 64, 3);
     cl_err err = {0};
-    cr_assert_eq(png_write_file(path_of("b.png"), pix, 64, 64, 3, &err), 0);
+    cr_assert_eq(png_write_file(tmp_path("b.png"), pix, 64, 64, 3, &err), 0);
     cr_assert_eq(lim_set(LIM_IMAGE_PIXELS, 4000, NULL), 0);
     expect_fail("b.png", "the limit is 4 kpixels");
     lim_reset();
@@ -142,7 +121,7 @@ Test(image, oversized_images_are_refused_before_decoding)
     char src[512];
     snprintf(src, sizeof src, "%s/tests/data/photo.jpg", CNNLENS_SOURCE_DIR);
     uint8_t *d = read_all(src, &n);
-    write_file("p.jpg", d, n);
+    tmp_write("p.jpg", d, n);
     free(d);
     cr_assert_eq(lim_set(LIM_IMAGE_PIXELS, 1000, NULL), 0);
     expect_fail("p.jpg", "the JPEG is 40x30 = 1.2 kpixels; the limit is 1 kpixels");
@@ -171,18 +150,18 @@ static void cut_and_flip(const char *name, const uint8_t *d0, size_t n)
     uint8_t *d = malloc(n);
     memcpy(d, d0, n);
     for (size_t cut = 0; cut < n; cut++) {
-        write_file(name, d, cut);
+        tmp_write(name, d, cut);
         cl_err err = {0};
-        tn_tensor *t = img_load(path_of(name), &err);
+        tn_tensor *t = img_load(tmp_path(name), &err);
         cr_assert_null(t, "%s cut to %zu of %zu bytes was accepted", name, cut, n);
         cr_assert_neq(err.msg[0], '\0');
     }
     for (size_t i = 0; i < n; i++) {
         uint8_t keep = d[i];
         d[i] ^= (uint8_t)(0xa5 + i);
-        write_file(name, d, n);
+        tmp_write(name, d, n);
         cl_err err = {0};
-        tn_free(img_load(path_of(name), &err));
+        tn_free(img_load(tmp_path(name), &err));
         d[i] = keep;
     }
     free(d);
@@ -203,7 +182,7 @@ Test(image, truncated_and_corrupted_files)
     uint8_t *jpg = read_all(src, &n);
     cut_and_flip("cut.jpg", jpg, n);
     free(jpg);
-    write_file("text.png", (const uint8_t *)"GIF89a not supported", 20);
+    tmp_write("text.png", (const uint8_t *)"GIF89a not supported", 20);
     expect_fail("text.png", "not a PNG or JPEG");
     expect_fail("missing.png", "cannot open");
 }

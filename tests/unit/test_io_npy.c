@@ -5,40 +5,14 @@
 #include <unistd.h>
 
 #include "engine/io/npy.h"
-
-static char tmpdir[64];
+#include "tests/unit/tmpdir.h"
 
 static void make_dir(void)
 {
-    /* /dev/shm when there is one: thousands of small rewrites stay off the disk. */
-    strcpy(tmpdir,
-           access("/dev/shm", W_OK) ? "/tmp/cnnlens-npy-XXXXXX" : "/dev/shm/cnnlens-npy-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
+    tmp_make("npy");
 }
 
-static void drop_dir(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(npy, .init = make_dir, .fini = drop_dir);
-
-static const char *path_of(const char *name)
-{
-    static char buf[256];
-    snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
-    return buf;
-}
-
-static void write_bytes(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(data, 1, n, f), n);
-    fclose(f);
-}
+TestSuite(npy, .init = make_dir, .fini = tmp_drop);
 
 /* A .npy file with the given header dict and payload. */
 static void write_npy(const char *path, const char *dict, const void *data, size_t n)
@@ -65,8 +39,8 @@ Test(npy, write_read_round_trip)
     int64_t shape[3] = {2, 3, 4};
     tn_tensor *t = tn_new(3, shape, &err);
     for (int i = 0; i < 24; i++) t->data[i] = (float)i * 0.25f - 3.0f;
-    cr_assert_eq(npy_write(path_of("a.npy"), t, &err), 0, "%s", err.msg);
-    tn_tensor *r = npy_read(path_of("a.npy"), &err);
+    cr_assert_eq(npy_write(tmp_path("a.npy"), t, &err), 0, "%s", err.msg);
+    tn_tensor *r = npy_read(tmp_path("a.npy"), &err);
     cr_assert_not_null(r, "%s", err.msg);
     cr_assert(tn_same_shape(t, r));
     cr_assert_eq(memcmp(t->data, r->data, 24 * sizeof(float)), 0);
@@ -78,8 +52,8 @@ Test(npy, one_dim_and_scalar)
 {
     cl_err err = {0};
     tn_tensor *t = tn_new1(5, &err);
-    cr_assert_eq(npy_write(path_of("v.npy"), t, &err), 0, "%s", err.msg);
-    FILE *f = fopen(path_of("v.npy"), "rb");
+    cr_assert_eq(npy_write(tmp_path("v.npy"), t, &err), 0, "%s", err.msg);
+    FILE *f = fopen(tmp_path("v.npy"), "rb");
     char head[128] = {0};
     cr_assert_eq(fread(head, 1, 128, f), 128);
     fclose(f);
@@ -88,8 +62,8 @@ Test(npy, one_dim_and_scalar)
     tn_free(t);
     tn_tensor *s = tn_new(0, NULL, &err);
     s->data[0] = 7.5f;
-    cr_assert_eq(npy_write(path_of("s.npy"), s, &err), 0, "%s", err.msg);
-    tn_tensor *r = npy_read(path_of("s.npy"), &err);
+    cr_assert_eq(npy_write(tmp_path("s.npy"), s, &err), 0, "%s", err.msg);
+    tn_tensor *r = npy_read(tmp_path("s.npy"), &err);
     cr_assert_not_null(r, "%s", err.msg);
     cr_assert_eq(r->ndim, 0);
     cr_assert_eq(r->data[0], 7.5f);
@@ -101,9 +75,9 @@ Test(npy, reads_other_dtypes)
 {
     cl_err err = {0};
     double d[3] = {1.5, -2.25, 1e10};
-    write_npy(path_of("d.npy"), "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", d,
+    write_npy(tmp_path("d.npy"), "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", d,
               sizeof d);
-    tn_tensor *t = npy_read(path_of("d.npy"), &err);
+    tn_tensor *t = npy_read(tmp_path("d.npy"), &err);
     cr_assert_not_null(t, "%s", err.msg);
     cr_assert_eq(t->data[0], 1.5f);
     cr_assert_eq(t->data[1], -2.25f);
@@ -111,26 +85,27 @@ Test(npy, reads_other_dtypes)
     tn_free(t);
 
     uint8_t u[4] = {0, 1, 128, 255};
-    write_npy(path_of("u.npy"), "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2), }", u,
+    write_npy(tmp_path("u.npy"), "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2), }", u,
               4);
-    t = npy_read(path_of("u.npy"), &err);
+    t = npy_read(tmp_path("u.npy"), &err);
     cr_assert_not_null(t, "%s", err.msg);
     cr_assert_eq(t->shape[0], 2);
     cr_assert_eq(t->data[3], 255.0f);
     tn_free(t);
 
     int64_t l[2] = {-5, 1234567};
-    write_npy(path_of("l.npy"), "{'descr': '<i8', 'fortran_order': False, 'shape': (1, 2), }", l,
+    write_npy(tmp_path("l.npy"), "{'descr': '<i8', 'fortran_order': False, 'shape': (1, 2), }", l,
               sizeof l);
-    t = npy_read(path_of("l.npy"), &err);
+    t = npy_read(tmp_path("l.npy"), &err);
     cr_assert_not_null(t, "%s", err.msg);
     cr_assert_eq(t->data[0], -5.0f);
     cr_assert_eq(t->data[1], 1234567.0f);
     tn_free(t);
 
     uint8_t be[8] = {0x3f, 0x80, 0, 0, 0xc0, 0, 0, 0}; /* 1.0f, -2.0f big-endian */
-    write_npy(path_of("b.npy"), "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", be, 8);
-    t = npy_read(path_of("b.npy"), &err);
+    write_npy(tmp_path("b.npy"), "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", be,
+              8);
+    t = npy_read(tmp_path("b.npy"), &err);
     cr_assert_not_null(t, "%s", err.msg);
     cr_assert_eq(t->data[0], 1.0f);
     cr_assert_eq(t->data[1], -2.0f);
@@ -140,7 +115,7 @@ Test(npy, reads_other_dtypes)
 static void expect_fail(const char *name, const char *needle)
 {
     cl_err err = {0};
-    tn_tensor *t = npy_read(path_of(name), &err);
+    tn_tensor *t = npy_read(tmp_path(name), &err);
     cr_assert_null(t, "%s should be rejected", name);
     cr_assert_neq(err.code, CL_OK);
     cr_assert(strstr(err.msg, needle) != NULL, "message '%s' lacks '%s'", err.msg, needle);
@@ -149,34 +124,35 @@ static void expect_fail(const char *name, const char *needle)
 Test(npy, rejects_bad_files)
 {
     float f[6] = {0};
-    write_npy(path_of("fortran.npy"), "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }",
+    write_npy(tmp_path("fortran.npy"), "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }",
               f, sizeof f);
     expect_fail("fortran.npy", "Fortran order");
-    write_npy(path_of("short.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
+    write_npy(tmp_path("short.npy"), "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
               f, 20);
     expect_fail("short.npy", "truncated");
-    write_npy(path_of("huge.npy"),
+    write_npy(tmp_path("huge.npy"),
               "{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000, 100000), }", f,
               4);
     expect_fail("huge.npy", "limit");
-    write_npy(path_of("ovf.npy"),
+    write_npy(tmp_path("ovf.npy"),
               "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, "
               "4294967296), }",
               f, 4);
     expect_fail("ovf.npy", "limit");
-    write_npy(path_of("7d.npy"),
+    write_npy(tmp_path("7d.npy"),
               "{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1), }", f, 4);
     expect_fail("7d.npy", "dimensions");
-    write_npy(path_of("obj.npy"), "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", f, 8);
+    write_npy(tmp_path("obj.npy"), "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", f,
+              8);
     expect_fail("obj.npy", "not supported");
-    write_npy(path_of("rec.npy"),
+    write_npy(tmp_path("rec.npy"),
               "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }", f, 4);
     expect_fail("rec.npy", "structured");
-    write_bytes(path_of("magic.npy"), "hello world, not numpy", 22);
+    tmp_write("magic.npy", "hello world, not numpy", 22);
     expect_fail("magic.npy", "magic");
-    write_bytes(path_of("hdr.npy"), "\x93NUMPY\x01\x00\xff\xff{'descr'", 17);
+    tmp_write("hdr.npy", "\x93NUMPY\x01\x00\xff\xff{'descr'", 17);
     expect_fail("hdr.npy", "truncated");
-    write_bytes(path_of("empty.npy"), "", 0);
+    tmp_write("empty.npy", "", 0);
     expect_fail("empty.npy", "empty");
     expect_fail("missing.npy", "cannot open");
 }
@@ -185,22 +161,22 @@ Test(npy, every_truncation_refused_and_bit_flips_survived)
 {
     cl_err err = {0};
     tn_tensor *t = tn_new2(3, 7, &err);
-    cr_assert_eq(npy_write(path_of("full.npy"), t, &err), 0);
+    cr_assert_eq(npy_write(tmp_path("full.npy"), t, &err), 0);
     tn_free(t);
-    FILE *f = fopen(path_of("full.npy"), "rb");
+    FILE *f = fopen(tmp_path("full.npy"), "rb");
     uint8_t buf[512];
     size_t n = fread(buf, 1, sizeof buf, f);
     fclose(f);
     for (size_t cut = 0; cut < n; cut++) {
-        write_bytes(path_of("cut.npy"), buf, cut);
-        tn_tensor *r = npy_read(path_of("cut.npy"), &err);
+        tmp_write("cut.npy", buf, cut);
+        tn_tensor *r = npy_read(tmp_path("cut.npy"), &err);
         cr_assert_null(r, "a file cut to %zu of %zu bytes was accepted", cut, n);
     }
     for (size_t i = 0; i < 128; i++) { /* the header; flips in the data are just values */
         uint8_t keep = buf[i];
         buf[i] ^= 0x5a;
-        write_bytes(path_of("flip.npy"), buf, n);
-        tn_free(npy_read(path_of("flip.npy"), &err));
+        tmp_write("flip.npy", buf, n);
+        tn_free(npy_read(tmp_path("flip.npy"), &err));
         buf[i] = keep;
     }
 }

@@ -9,32 +9,14 @@
 #include <unistd.h>
 
 #include "engine/io/weights.h"
-
-static char tmpdir[64];
+#include "tests/unit/tmpdir.h"
 
 static void make_dir(void)
 {
-    /* /dev/shm when there is one: thousands of small rewrites stay off the disk. */
-    strcpy(tmpdir,
-           access("/dev/shm", W_OK) ? "/tmp/cnnlens-pth-XXXXXX" : "/dev/shm/cnnlens-pth-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
+    tmp_make("pth");
 }
 
-static void drop_dir(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(pth, .init = make_dir, .fini = drop_dir);
-
-static const char *path_of(const char *name)
-{
-    static char buf[256];
-    snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
-    return buf;
-}
+TestSuite(pth, .init = make_dir, .fini = tmp_drop);
 
 /* ---- a byte builder for pickles ---- */
 
@@ -173,7 +155,7 @@ static void write_legacy(const char *name, const spec *s)
         put(&b, &f, 4);
     }
 done:;
-    FILE *f = fopen(path_of(name), "wb");
+    FILE *f = fopen(tmp_path(name), "wb");
     cr_assert_not_null(f);
     fwrite(b.d, 1, b.n, f);
     fclose(f);
@@ -182,7 +164,7 @@ done:;
 static void expect_fail(const char *name, const char *needle)
 {
     cl_err err = {0};
-    wt_dict *d = wt_load(path_of(name), &err);
+    wt_dict *d = wt_load(tmp_path(name), &err);
     cr_assert_null(d, "%s should be rejected", name);
     cr_assert_neq(err.code, CL_OK);
     cr_assert(strstr(err.msg, needle) != NULL, "%s: message '%s' lacks '%s'", name, err.msg,
@@ -194,7 +176,7 @@ Test(pth, legacy_view_with_offset_and_strides)
     spec s = good();
     write_legacy("good.pth", &s);
     cl_err err = {0};
-    wt_dict *d = wt_load(path_of("good.pth"), &err);
+    wt_dict *d = wt_load(tmp_path("good.pth"), &err);
     cr_assert_not_null(d, "%s", err.msg);
     const tn_tensor *t = wt_get(d, "w");
     cr_assert_not_null(t);
@@ -211,7 +193,7 @@ Test(pth, legacy_other_storage_types)
     s.pid_numel = 6, s.file_numel = 6, s.offset = 0, s.ndim = 1, s.shape[0] = 6, s.stride[0] = 1;
     write_legacy("double.pth", &s);
     cl_err err = {0};
-    wt_dict *d = wt_load(path_of("double.pth"), &err);
+    wt_dict *d = wt_load(tmp_path("double.pth"), &err);
     cr_assert_not_null(d, "%s", err.msg);
     cr_assert_eq(wt_get(d, "w")->shape[0], 6);
     wt_free(d);
@@ -342,14 +324,6 @@ static uint8_t *read_fixture(const char *name, size_t *n)
     return copy;
 }
 
-static void write_file(const char *name, const uint8_t *d, size_t n)
-{
-    FILE *f = fopen(path_of(name), "wb");
-    cr_assert_not_null(f);
-    fwrite(d, 1, n, f);
-    fclose(f);
-}
-
 static void check_tiny(const wt_dict *d)
 {
     cr_assert_eq(d->count, 4);
@@ -370,10 +344,10 @@ Test(pth, torch_save_fixtures_load)
     for (int k = 0; k < 3; k++) {
         size_t n;
         uint8_t *d = read_fixture(names[k], &n);
-        write_file(names[k], d, n);
+        tmp_write(names[k], d, n);
         free(d);
         cl_err err = {0};
-        wt_dict *w = wt_load(path_of(names[k]), &err);
+        wt_dict *w = wt_load(tmp_path(names[k]), &err);
         cr_assert_not_null(w, "%s: %s", names[k], err.msg);
         check_tiny(w);
         wt_free(w);
@@ -387,9 +361,9 @@ Test(pth, every_truncation_is_refused)
         size_t n;
         uint8_t *d = read_fixture(names[k], &n);
         for (size_t cut = 0; cut < n; cut++) {
-            write_file("cut.pth", d, cut);
+            tmp_write("cut.pth", d, cut);
             cl_err err = {0};
-            wt_dict *w = wt_load(path_of("cut.pth"), &err);
+            wt_dict *w = wt_load(tmp_path("cut.pth"), &err);
             cr_assert_null(w, "%s cut to %zu of %zu bytes was accepted", names[k], cut, n);
             cr_assert_neq(err.msg[0], '\0');
         }
@@ -420,27 +394,27 @@ Test(pth, zip_offsets_outside_the_file_are_refused)
     for (size_t at = cd; at != (size_t)-1; at = find_sig(orig, n, "PK\x01\x02", at + 4)) {
         memcpy(d, orig, n);
         set_u32(d + at + 42, 0x7ffffff0u);
-        write_file("off.pth", d, n);
+        tmp_write("off.pth", d, n);
         expect_fail("off.pth", "outside the file");
         memcpy(d, orig, n);
         set_u32(d + at + 20, 0x7ffffff0u); /* compressed size */
         set_u32(d + at + 24, 0x7ffffff0u);
-        write_file("size.pth", d, n);
+        tmp_write("size.pth", d, n);
         cl_err err = {0};
-        cr_assert_null(wt_load(path_of("size.pth"), &err));
+        cr_assert_null(wt_load(tmp_path("size.pth"), &err));
     }
     size_t eocd = find_sig(orig, n, "PK\x05\x06", 0);
     cr_assert_neq(eocd, (size_t)-1);
     memcpy(d, orig, n);
     set_u32(d + eocd + 16, 0x7ffffff0u); /* directory offset */
-    write_file("cd.pth", d, n);
+    tmp_write("cd.pth", d, n);
     expect_fail("cd.pth", "outside the file");
     memcpy(d, orig, n);
     d[eocd + 10] = 0xff, d[eocd + 11] = 0x7f; /* entry count */
     d[eocd + 8] = 0xff, d[eocd + 9] = 0x7f;
-    write_file("count.pth", d, n);
+    tmp_write("count.pth", d, n);
     cl_err err = {0};
-    cr_assert_null(wt_load(path_of("count.pth"), &err));
+    cr_assert_null(wt_load(tmp_path("count.pth"), &err));
     free(d);
     free(orig);
 }
@@ -456,9 +430,9 @@ Test(pth, bit_flips_never_crash)
         for (size_t i = 0; i < n; i++) {
             uint8_t keep = d[i];
             d[i] ^= (uint8_t)(0x5a + i);
-            write_file("flip.pth", d, n);
+            tmp_write("flip.pth", d, n);
             cl_err err = {0};
-            wt_dict *w = wt_load(path_of("flip.pth"), &err);
+            wt_dict *w = wt_load(tmp_path("flip.pth"), &err);
             if (w)
                 wt_free(w);
             else
@@ -480,16 +454,16 @@ Test(pth, zip64_end_record_is_used_when_the_classic_one_is_saturated)
     cr_assert_neq(find_sig(d, n, "PK\x06\x06", 0), (size_t)-1, "fixture lacks a zip64 record");
     memset(d + eocd + 8, 0xff, 4);  /* entry counts */
     memset(d + eocd + 12, 0xff, 8); /* directory size and offset */
-    write_file("z64.pth", d, n);
+    tmp_write("z64.pth", d, n);
     cl_err err = {0};
-    wt_dict *w = wt_load(path_of("z64.pth"), &err);
+    wt_dict *w = wt_load(tmp_path("z64.pth"), &err);
     cr_assert_not_null(w, "%s", err.msg);
     check_tiny(w);
     wt_free(w);
     /* ... and a zip64 record pointing outside the file is refused. */
     size_t loc = find_sig(d, n, "PK\x06\x07", 0);
     set_u32(d + loc + 8, 0x7ffffff0u);
-    write_file("z64bad.pth", d, n);
+    tmp_write("z64bad.pth", d, n);
     expect_fail("z64bad.pth", "outside the file");
     free(d);
 }
@@ -544,9 +518,9 @@ Test(pth, python2_style_legacy_pickle)
         float f = (float)i * 0.5f;
         put(&full, &f, 4);
     }
-    write_file("py2.pth", full.d, full.n);
+    tmp_write("py2.pth", full.d, full.n);
     cl_err err = {0};
-    wt_dict *w = wt_load(path_of("py2.pth"), &err);
+    wt_dict *w = wt_load(tmp_path("py2.pth"), &err);
     cr_assert_not_null(w, "%s", err.msg);
     const tn_tensor *t = wt_get(w, "conv.w");
     cr_assert_not_null(t);
@@ -566,7 +540,7 @@ Test(pth, deflate_bomb_claims_are_refused)
     cr_assert_neq(cd, (size_t)-1);
     cr_assert_eq(d[cd + 10], 8, "the first entry should be deflated");
     set_u32(d + cd + 24, 0x3ffffff0u); /* 1 GiB for a tiny data.pkl */
-    write_file("bomb.pth", d, n);
+    tmp_write("bomb.pth", d, n);
     expect_fail("bomb.pth", "impossible");
     free(d);
 }

@@ -5,37 +5,19 @@
 #include <unistd.h>
 
 #include "engine/io/weights.h"
-
-static char tmpdir[64];
+#include "tests/unit/tmpdir.h"
 
 static void make_dir(void)
 {
-    /* /dev/shm when there is one: thousands of small rewrites stay off the disk. */
-    strcpy(tmpdir,
-           access("/dev/shm", W_OK) ? "/tmp/cnnlens-st-XXXXXX" : "/dev/shm/cnnlens-st-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
+    tmp_make("st");
 }
 
-static void drop_dir(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(safetensors, .init = make_dir, .fini = drop_dir);
-
-static const char *path_of(const char *name)
-{
-    static char buf[256];
-    snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
-    return buf;
-}
+TestSuite(safetensors, .init = make_dir, .fini = tmp_drop);
 
 /* A safetensors file: header length, header JSON, then `data`. */
 static void write_st(const char *name, const char *json, const void *data, size_t n)
 {
-    FILE *f = fopen(path_of(name), "wb");
+    FILE *f = fopen(tmp_path(name), "wb");
     cr_assert_not_null(f);
     uint64_t len = strlen(json);
     uint8_t le[8];
@@ -49,7 +31,7 @@ static void write_st(const char *name, const char *json, const void *data, size_
 static void expect_fail(const char *name, const char *needle)
 {
     cl_err err = {0};
-    wt_dict *d = wt_load(path_of(name), &err);
+    wt_dict *d = wt_load(tmp_path(name), &err);
     cr_assert_null(d, "%s should be rejected", name);
     cr_assert_neq(err.code, CL_OK);
     cr_assert(strstr(err.msg, needle) != NULL, "message '%s' lacks '%s'", err.msg, needle);
@@ -65,8 +47,8 @@ Test(safetensors, write_read_round_trip_keeps_order)
         for (int64_t i = 0; i < tn_numel(t); i++) t->data[i] = (float)(i * 31 % 17) - 0.5f * k;
         cr_assert_eq(wt_add(d, names[k], t, &err), 0, "%s", err.msg);
     }
-    cr_assert_eq(wt_save_safetensors(d, path_of("w.safetensors"), &err), 0, "%s", err.msg);
-    wt_dict *r = wt_load(path_of("w.safetensors"), &err);
+    cr_assert_eq(wt_save_safetensors(d, tmp_path("w.safetensors"), &err), 0, "%s", err.msg);
+    wt_dict *r = wt_load(tmp_path("w.safetensors"), &err);
     cr_assert_not_null(r, "%s", err.msg);
     cr_assert_eq(r->count, 3);
     for (int k = 0; k < 3; k++) {
@@ -76,7 +58,7 @@ Test(safetensors, write_read_round_trip_keeps_order)
         cr_assert_eq(memcmp(a->data, b->data, (size_t)tn_numel(a) * 4), 0);
     }
     /* The data starts 8-byte aligned. */
-    FILE *f = fopen(path_of("w.safetensors"), "rb");
+    FILE *f = fopen(tmp_path("w.safetensors"), "rb");
     uint8_t le[8];
     cr_assert_eq(fread(le, 1, 8, f), 8);
     fclose(f);
@@ -115,7 +97,7 @@ Test(safetensors, reads_other_dtypes_and_metadata)
              "\"b\":{\"dtype\":\"BF16\",\"shape\":[1],\"data_offsets\":[26,28]}}",
              data, sizeof data);
     cl_err err = {0};
-    wt_dict *d = wt_load(path_of("d.safetensors"), &err);
+    wt_dict *d = wt_load(tmp_path("d.safetensors"), &err);
     cr_assert_not_null(d, "%s", err.msg);
     cr_assert_eq(wt_get(d, "h")->data[0], 1.0f);
     cr_assert_eq(wt_get(d, "d")->data[1], -3.0f);
@@ -130,7 +112,7 @@ Test(safetensors, rejects_hostile_files)
 {
     float f[4] = {1, 2, 3, 4};
     /* A header that claims 100 GB. */
-    FILE *fp = fopen(path_of("huge.safetensors"), "wb");
+    FILE *fp = fopen(tmp_path("huge.safetensors"), "wb");
     uint8_t le[8] = {0, 0, 0, 0, 0x17, 0, 0, 0};
     fwrite(le, 1, 8, fp);
     fwrite("{}", 1, 2, fp);
@@ -186,10 +168,21 @@ Test(safetensors, rejects_hostile_files)
     write_st("nul.safetensors",
              "{\"a\\u0000b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", f, 16);
     expect_fail("nul.safetensors", "escape");
-    fp = fopen(path_of("junk.bin"), "wb");
-    fwrite("0123456789abcdef", 1, 16, fp);
-    fclose(fp);
+    tmp_write("junk.bin", "0123456789abcdef", 16);
     expect_fail("junk.bin", "not a weights file");
+}
+
+/* d saved as full.safetensors (d is freed), and the file's bytes. */
+static size_t saved_bytes(wt_dict *d, uint8_t *buf, size_t cap)
+{
+    cl_err err = {0};
+    cr_assert_eq(wt_save_safetensors(d, tmp_path("full.safetensors"), &err), 0, "%s", err.msg);
+    wt_free(d);
+    FILE *f = fopen(tmp_path("full.safetensors"), "rb");
+    cr_assert_not_null(f);
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    return n;
 }
 
 Test(safetensors, every_truncation_is_rejected)
@@ -199,17 +192,11 @@ Test(safetensors, every_truncation_is_rejected)
     tn_tensor *t = tn_new2(3, 5, &err);
     cr_assert_eq(wt_add(d, "w", t, &err), 0);
     cr_assert_eq(wt_add(d, "b", tn_new1(5, &err), &err), 0);
-    cr_assert_eq(wt_save_safetensors(d, path_of("full.safetensors"), &err), 0, "%s", err.msg);
-    wt_free(d);
-    FILE *f = fopen(path_of("full.safetensors"), "rb");
     uint8_t buf[1024];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
+    size_t n = saved_bytes(d, buf, sizeof buf);
     for (size_t k = 1; k < n; k++) {
-        f = fopen(path_of("cut.safetensors"), "wb");
-        fwrite(buf, 1, k, f);
-        fclose(f);
-        wt_dict *r = wt_load(path_of("cut.safetensors"), &err);
+        tmp_write("cut.safetensors", buf, k);
+        wt_dict *r = wt_load(tmp_path("cut.safetensors"), &err);
         cr_assert_null(r, "a file cut at %zu of %zu bytes must be rejected", k, n);
     }
 }
@@ -222,20 +209,14 @@ Test(safetensors, bit_flips_never_crash)
     wt_dict *d = wt_new(&err);
     cr_assert_eq(wt_add(d, "conv.weight", tn_new4(2, 1, 3, 3, &err), &err), 0);
     cr_assert_eq(wt_add(d, "conv.bias", tn_new1(2, &err), &err), 0);
-    cr_assert_eq(wt_save_safetensors(d, path_of("full.safetensors"), &err), 0, "%s", err.msg);
-    wt_free(d);
-    FILE *f = fopen(path_of("full.safetensors"), "rb");
     uint8_t buf[1024];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
+    size_t n = saved_bytes(d, buf, sizeof buf);
     for (size_t i = 0; i < n; i++) {
         uint8_t keep = buf[i];
         for (int k = 0; k < 2; k++) {
             buf[i] = k ? (uint8_t)(keep ^ 0x80) : (uint8_t)(keep + 1);
-            f = fopen(path_of("flip.safetensors"), "wb");
-            fwrite(buf, 1, n, f);
-            fclose(f);
-            wt_dict *r = wt_load(path_of("flip.safetensors"), &err);
+            tmp_write("flip.safetensors", buf, n);
+            wt_dict *r = wt_load(tmp_path("flip.safetensors"), &err);
             if (r)
                 wt_free(r);
             else
