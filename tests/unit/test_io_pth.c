@@ -155,10 +155,7 @@ static void write_legacy(const char *name, const spec *s)
         put(&b, &f, 4);
     }
 done:;
-    FILE *f = fopen(tmp_path(name), "wb");
-    cr_assert_not_null(f);
-    fwrite(b.d, 1, b.n, f);
-    fclose(f);
+    tmp_write(name, b.d, b.n);
 }
 
 static void expect_fail(const char *name, const char *needle)
@@ -338,17 +335,25 @@ static void check_tiny(const wt_dict *d)
     cr_assert_eq(wt_get(d, "w")->data[5], 5.0f);
 }
 
+/* tests/data's torch.save files of the same state_dict (see check_tiny). */
+static const char *const tiny_files[3] = {"tiny.pth", "tiny_legacy.pth", "tiny_deflated.pth"};
+
+/* The n bytes at d, written as `name` and loaded. */
+static wt_dict *load_bytes(const char *name, const void *d, size_t n, cl_err *err)
+{
+    tmp_write(name, d, n);
+    return wt_load(tmp_path(name), err);
+}
+
 Test(pth, torch_save_fixtures_load)
 {
-    const char *names[3] = {"tiny.pth", "tiny_legacy.pth", "tiny_deflated.pth"};
     for (int k = 0; k < 3; k++) {
         size_t n;
-        uint8_t *d = read_fixture(names[k], &n);
-        tmp_write(names[k], d, n);
-        free(d);
+        uint8_t *d = read_fixture(tiny_files[k], &n);
         cl_err err = {0};
-        wt_dict *w = wt_load(tmp_path(names[k]), &err);
-        cr_assert_not_null(w, "%s: %s", names[k], err.msg);
+        wt_dict *w = load_bytes(tiny_files[k], d, n, &err);
+        free(d);
+        cr_assert_not_null(w, "%s: %s", tiny_files[k], err.msg);
         check_tiny(w);
         wt_free(w);
     }
@@ -356,15 +361,13 @@ Test(pth, torch_save_fixtures_load)
 
 Test(pth, every_truncation_is_refused)
 {
-    const char *names[3] = {"tiny.pth", "tiny_legacy.pth", "tiny_deflated.pth"};
     for (int k = 0; k < 3; k++) {
         size_t n;
-        uint8_t *d = read_fixture(names[k], &n);
+        uint8_t *d = read_fixture(tiny_files[k], &n);
         for (size_t cut = 0; cut < n; cut++) {
-            tmp_write("cut.pth", d, cut);
             cl_err err = {0};
-            wt_dict *w = wt_load(tmp_path("cut.pth"), &err);
-            cr_assert_null(w, "%s cut to %zu of %zu bytes was accepted", names[k], cut, n);
+            wt_dict *w = load_bytes("cut.pth", d, cut, &err);
+            cr_assert_null(w, "%s cut to %zu of %zu bytes was accepted", tiny_files[k], cut, n);
             cr_assert_neq(err.msg[0], '\0');
         }
         free(d);
@@ -399,9 +402,8 @@ Test(pth, zip_offsets_outside_the_file_are_refused)
         memcpy(d, orig, n);
         set_u32(d + at + 20, 0x7ffffff0u); /* compressed size */
         set_u32(d + at + 24, 0x7ffffff0u);
-        tmp_write("size.pth", d, n);
         cl_err err = {0};
-        cr_assert_null(wt_load(tmp_path("size.pth"), &err));
+        cr_assert_null(load_bytes("size.pth", d, n, &err));
     }
     size_t eocd = find_sig(orig, n, "PK\x05\x06", 0);
     cr_assert_neq(eocd, (size_t)-1);
@@ -412,9 +414,8 @@ Test(pth, zip_offsets_outside_the_file_are_refused)
     memcpy(d, orig, n);
     d[eocd + 10] = 0xff, d[eocd + 11] = 0x7f; /* entry count */
     d[eocd + 8] = 0xff, d[eocd + 9] = 0x7f;
-    tmp_write("count.pth", d, n);
     cl_err err = {0};
-    cr_assert_null(wt_load(tmp_path("count.pth"), &err));
+    cr_assert_null(load_bytes("count.pth", d, n, &err));
     free(d);
     free(orig);
 }
@@ -423,16 +424,14 @@ Test(pth, zip_offsets_outside_the_file_are_refused)
  * neither crash nor leak (checked by ASan in tests/run.sh). */
 Test(pth, bit_flips_never_crash)
 {
-    const char *names[3] = {"tiny.pth", "tiny_legacy.pth", "tiny_deflated.pth"};
     for (int k = 0; k < 3; k++) {
         size_t n;
-        uint8_t *d = read_fixture(names[k], &n);
+        uint8_t *d = read_fixture(tiny_files[k], &n);
         for (size_t i = 0; i < n; i++) {
             uint8_t keep = d[i];
             d[i] ^= (uint8_t)(0x5a + i);
-            tmp_write("flip.pth", d, n);
             cl_err err = {0};
-            wt_dict *w = wt_load(tmp_path("flip.pth"), &err);
+            wt_dict *w = load_bytes("flip.pth", d, n, &err);
             if (w)
                 wt_free(w);
             else
@@ -454,9 +453,8 @@ Test(pth, zip64_end_record_is_used_when_the_classic_one_is_saturated)
     cr_assert_neq(find_sig(d, n, "PK\x06\x06", 0), (size_t)-1, "fixture lacks a zip64 record");
     memset(d + eocd + 8, 0xff, 4);  /* entry counts */
     memset(d + eocd + 12, 0xff, 8); /* directory size and offset */
-    tmp_write("z64.pth", d, n);
     cl_err err = {0};
-    wt_dict *w = wt_load(tmp_path("z64.pth"), &err);
+    wt_dict *w = load_bytes("z64.pth", d, n, &err);
     cr_assert_not_null(w, "%s", err.msg);
     check_tiny(w);
     wt_free(w);
@@ -518,9 +516,8 @@ Test(pth, python2_style_legacy_pickle)
         float f = (float)i * 0.5f;
         put(&full, &f, 4);
     }
-    tmp_write("py2.pth", full.d, full.n);
     cl_err err = {0};
-    wt_dict *w = wt_load(tmp_path("py2.pth"), &err);
+    wt_dict *w = load_bytes("py2.pth", full.d, full.n, &err);
     cr_assert_not_null(w, "%s", err.msg);
     const tn_tensor *t = wt_get(w, "conv.w");
     cr_assert_not_null(t);
