@@ -1,5 +1,6 @@
-"""Helpers the pytest suites share to drive a cnnlens kernel through a
-jupyter_client KernelClient."""
+"""Helpers the pytest suites share to start a cnnlens kernel and drive it
+through a jupyter_client KernelClient."""
+import contextlib
 import os
 import subprocess
 import time
@@ -7,15 +8,16 @@ import uuid
 
 from jupyter_client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
+from jupyter_client.manager import KernelManager
 
 # sanitizer and valgrind runs are slower (conftest.py sets CNNLENS_TEST_SLOW)
 SLOW = float(os.environ.get("CNNLENS_TEST_SLOW", "1"))
 TIMEOUT = 10 * SLOW
 
 
-def execute(kc, code, timeout):
-    """(reply content, iopub messages of the request up to idle)."""
-    msg_id = kc.execute(code)
+def collect(kc, msg_id, timeout=TIMEOUT, on_msg=None):
+    """IOPub messages of one request up to and including its idle status;
+    on_msg sees each one as it comes."""
     msgs = []
     deadline = time.time() + timeout
     while True:
@@ -23,12 +25,62 @@ def execute(kc, code, timeout):
         if msg["parent_header"].get("msg_id") != msg_id:
             continue
         msgs.append(msg)
+        if on_msg:
+            on_msg(msg)
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            break
+            return msgs
+
+
+def shell_reply(kc, msg_id, timeout=TIMEOUT):
+    """The shell reply to one request (other replies are passed over)."""
+    deadline = time.time() + timeout
     while True:
-        reply = kc.get_shell_msg(timeout=timeout)
-        if reply["parent_header"].get("msg_id") == msg_id:
-            return reply["content"], msgs
+        msg = kc.get_shell_msg(timeout=max(0.01, deadline - time.time()))
+        if msg["parent_header"].get("msg_id") == msg_id:
+            return msg
+
+
+def execute(kc, code, timeout):
+    """(reply content, iopub messages of the request up to idle)."""
+    msg_id = kc.execute(code)
+    msgs = collect(kc, msg_id, timeout)
+    return shell_reply(kc, msg_id, timeout)["content"], msgs
+
+
+def start(timeout=TIMEOUT, **kw):
+    """A kernel started as Jupyter starts it, through the installed kernelspec
+    (the jupyter_path fixture), and a ready client; kw go to start_kernel."""
+    km = KernelManager(kernel_name="cnnlens")
+    km.start_kernel(**kw)
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=timeout)
+    return km, kc
+
+
+def stop(km, kc, now=False):
+    kc.stop_channels()
+    if km.is_alive():
+        km.shutdown_kernel(now=now)
+
+
+@contextlib.contextmanager
+def lens_kernel(timeout=TIMEOUT, now=False):
+    """start() with CNNLENS_INTERP=lens (the lens language) in the environment
+    until the kernel is stopped; stop(now) at the end."""
+    old = os.environ.get("CNNLENS_INTERP")
+    os.environ["CNNLENS_INTERP"] = "lens"
+    try:
+        km, kc = start(timeout)
+        try:
+            yield km, kc
+        finally:
+            stop(km, kc, now)
+    finally:
+        if old is None:
+            os.environ.pop("CNNLENS_INTERP", None)
+        else:
+            os.environ["CNNLENS_INTERP"] = old
 
 
 class Kernel:
@@ -67,18 +119,8 @@ class Kernel:
         kc = kc or self.kc
         msg_id = kc.execute(code)
         deadline = time.time() + timeout
-        while True:
-            reply = kc.get_shell_msg(timeout=max(0.01, deadline - time.time()))
-            if reply["parent_header"].get("msg_id") == msg_id:
-                break
-        out = []
-        while True:
-            msg = kc.get_iopub_msg(timeout=max(0.01, deadline - time.time()))
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            out.append(msg)
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                return reply["content"], out
+        reply = shell_reply(kc, msg_id, timeout)
+        return reply["content"], collect(kc, msg_id, max(0.01, deadline - time.time()))
 
     def wait_started(self, msg_id, kc=None):
         kc = kc or self.kc

@@ -14,23 +14,10 @@ import pytest
 import zmq
 from jupyter_client.manager import KernelManager
 
+from lens_client import collect, shell_reply, start, stop
+
 SLOW = float(os.environ.get("CNNLENS_TEST_SLOW", "1"))  # sanitizer/valgrind runs (conftest.py)
 TIMEOUT = 10 * SLOW
-
-
-def start(**kw):
-    km = KernelManager(kernel_name="cnnlens")
-    km.start_kernel(**kw)
-    kc = km.client()
-    kc.start_channels()
-    kc.wait_for_ready(timeout=TIMEOUT)
-    return km, kc
-
-
-def stop(km, kc):
-    kc.stop_channels()
-    if km.is_alive():
-        km.shutdown_kernel(now=False)
 
 
 @pytest.fixture(scope="module")
@@ -45,19 +32,6 @@ def fresh(jupyter_path):
     km, kc = start()
     yield km, kc
     stop(km, kc)
-
-
-def collect(kc, msg_id, timeout=TIMEOUT):
-    """IOPub messages for one request, up to and including its idle status."""
-    out = []
-    deadline = time.time() + timeout
-    while True:
-        msg = kc.get_iopub_msg(timeout=max(0.01, deadline - time.time()))
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        out.append(msg)
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            return out
 
 
 def collect_many(kc, msg_ids, timeout=TIMEOUT):
@@ -84,14 +58,6 @@ def shell_replies(kc, msg_ids, timeout=TIMEOUT):
         if msg["parent_header"].get("msg_id") in msg_ids:
             out[msg["parent_header"]["msg_id"]] = msg
     return out
-
-
-def shell_reply(kc, msg_id, timeout=TIMEOUT):
-    deadline = time.time() + timeout
-    while True:
-        msg = kc.get_shell_msg(timeout=max(0.01, deadline - time.time()))
-        if msg["parent_header"].get("msg_id") == msg_id:
-            return msg
 
 
 def run(kc, code, **kw):

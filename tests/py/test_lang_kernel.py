@@ -6,7 +6,6 @@ import os
 import time
 
 import pytest
-from jupyter_client.manager import KernelManager
 
 import lens_client
 
@@ -18,20 +17,8 @@ SLIDE = ("img = [1 0 0 0 0 1; 0 1 0 0 1 0; 0 0 1 1 0 0; 1 0 0 0 1 0; 0 1 0 0 1 0
 
 @pytest.fixture(scope="module")
 def kernel(jupyter_path):
-    old = os.environ.get("CNNLENS_INTERP")
-    os.environ["CNNLENS_INTERP"] = "lens"
-    km = KernelManager(kernel_name="cnnlens")
-    km.start_kernel()
-    kc = km.client()
-    kc.start_channels()
-    kc.wait_for_ready(timeout=TIMEOUT)
-    yield km, kc
-    kc.stop_channels()
-    km.shutdown_kernel(now=False)
-    if old is None:
-        os.environ.pop("CNNLENS_INTERP", None)
-    else:
-        os.environ["CNNLENS_INTERP"] = old
+    with lens_client.lens_kernel(TIMEOUT) as (km, kc):
+        yield km, kc
 
 
 def execute(kc, code, timeout=TIMEOUT):

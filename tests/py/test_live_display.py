@@ -15,8 +15,9 @@ import cv2
 import nbformat
 import numpy as np
 import pytest
-from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
+
+import lens_client
 
 TIMEOUT = 60
 EVERY = 0.3            # CL_SNAPSHOT_EVERY: the least time between two live pictures
@@ -30,51 +31,29 @@ SLOW = 5 if (os.environ.get("CNNLENS_TEST_BIN")
 
 @pytest.fixture(scope="module")
 def kernel(jupyter_path):
-    old = os.environ.get("CNNLENS_INTERP")
-    os.environ["CNNLENS_INTERP"] = "lens"
-    km = KernelManager(kernel_name="cnnlens")
-    km.start_kernel()
-    kc = km.client()
-    kc.start_channels()
-    kc.wait_for_ready(timeout=TIMEOUT)
-    reply, _ = execute(kc, "m = model fashion\nseed 1")
-    assert reply["status"] == "ok", reply.get("evalue")
-    yield km, kc
-    kc.stop_channels()
-    km.shutdown_kernel(now=True)
-    if old is None:
-        os.environ.pop("CNNLENS_INTERP", None)
-    else:
-        os.environ["CNNLENS_INTERP"] = old
+    with lens_client.lens_kernel(TIMEOUT, now=True) as (km, kc):
+        reply, _ = execute(kc, "m = model fashion\nseed 1")
+        assert reply["status"] == "ok", reply.get("evalue")
+        yield km, kc
 
 
 def collect(kc, msg_id, timeout=TIMEOUT, on_msg=None):
     """IOPub messages of a request up to idle, each with its arrival time."""
-    msgs = []
-    deadline = time.time() + timeout
-    while True:
-        msg = kc.get_iopub_msg(timeout=max(0.01, deadline - time.time()))
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
+
+    def arrived(msg):
         msg["arrived"] = time.time()
-        msgs.append(msg)
         if on_msg:
             on_msg(msg)
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            return msgs
+
+    return lens_client.collect(kc, msg_id, timeout, arrived)
 
 
 def reply_of(kc, msg_id):
-    while True:
-        reply = kc.get_shell_msg(timeout=TIMEOUT)
-        if reply["parent_header"].get("msg_id") == msg_id:
-            return reply["content"]
+    return lens_client.shell_reply(kc, msg_id, TIMEOUT)["content"]
 
 
 def execute(kc, code, timeout=TIMEOUT):
-    msg_id = kc.execute(code)
-    msgs = collect(kc, msg_id, timeout)
-    return reply_of(kc, msg_id), msgs
+    return lens_client.execute(kc, code, timeout)
 
 
 def displays(msgs):
