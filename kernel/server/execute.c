@@ -6,6 +6,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "engine/limits.h"
 #include "kernel/server/sv_internal.h"
 
 typedef struct exec_ctx {
@@ -174,6 +175,26 @@ static char *result_text(const kn_exec_result *res)
     return t ? strdup(t) : NULL;
 }
 
+/* The sockets' frame cap was fixed when they were bound (server.c): a cell
+ * that raises message_bytes past it is told that bigger cells still cannot
+ * arrive, and how to get them. */
+static void warn_frame_cap(sv_server *s, int64_t before)
+{
+    int64_t now = lim_get(LIM_MESSAGE_BYTES);
+    if (now == before || now <= s->frame_cap) return;
+    char cap[32], want[32], text[512];
+    lim_format(LIM_MESSAGE_BYTES, (double)s->frame_cap, cap, sizeof cap);
+    lim_format(LIM_MESSAGE_BYTES, (double)now, want, sizeof want);
+    snprintf(text, sizeof text,
+             "note: message_bytes is %s now, but this kernel's sockets close the connection "
+             "of a client that sends a frame over %s (twice message_bytes when the kernel "
+             "started); to receive bigger messages, start the kernel with "
+             "CNNLENS_MAX_MESSAGE_BYTES=%lld\n",
+             want, cap, (long long)now);
+    sv_stream_write(s, "stderr", text);
+    sv_log("%s", text);
+}
+
 void sv_execute(sv_server *s, void *sock, kp_msg *req)
 {
     int bad = 0;
@@ -203,10 +224,12 @@ void sv_execute(sv_server *s, void *sock, kp_msg *req)
     kn_exec_request ereq = {code, silent, store, allow_stdin, s->execution_count};
     kn_exec_result res = {0};
     sv_stream_begin(s, req);
+    int64_t message_bytes = lim_get(LIM_MESSAGE_BYTES);
     double t0 = now_s();
     s->interp->vt->execute(s->interp, &ereq, &out, &res);
     double cell_seconds = now_s() - t0;
     sv_cell_end(s);
+    warn_frame_cap(s, message_bytes);
     sv_stream_end(s);
 
     if (res.ok)

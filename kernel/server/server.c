@@ -11,6 +11,7 @@
 #include <zmq.h>
 
 #include "engine/io/atomic_file.h"
+#include "engine/limits.h"
 #include "kernel/server/sv_internal.h"
 
 /* Parts beyond this are read and discarded: no front end sends more than a
@@ -300,9 +301,38 @@ static const char *bind_hint(int e)
     return "check the connection file";
 }
 
-/* `name` is the port's key in the connection file at `path`, for the message. */
+/* ZeroMQ buffers a whole frame before the kernel sees it, so message_bytes
+ * alone (checked in kp_msg_parse) would let a peer make the kernel hold a
+ * frame of any size.  ZMQ_MAXMSGSIZE makes ZeroMQ read each frame's length
+ * first and close the connection, without allocating, when it is over the
+ * cap.  The cap on shell, control and stdin is twice message_bytes: no frame
+ * over message_bytes can belong to an acceptable message, and the margin lets
+ * a cell somewhat over the limit through to kp_msg_parse, which logs it with
+ * the limit's name and how to raise it (ZeroMQ closes the connection
+ * silently: its monitor reports a disconnect like any other, without the
+ * reason).  ZeroMQ copies the options when the socket binds and gives that
+ * copy to every connection it accepts later, so the cap is fixed at start;
+ * re-binding to follow `limits message_bytes` would cut every connected
+ * client and lose what was in flight (measured), so sv_execute warns instead
+ * when the limit is raised past the cap. */
+#define SV_FRAME_CAP_FACTOR 2
+/* Heartbeat pings (a few bytes) and IOPub subscriptions (a topic) are small. */
+#define SV_SMALL_FRAME_CAP ((int64_t)64 * 1024)
+
+/* IOPub's send high-water mark, in messages per subscriber.  Unbounded, a
+ * subscriber that never reads makes the kernel queue every output it makes;
+ * ZeroMQ's default of 1000 dropped outputs (even the final `idle`) for real
+ * clients before stream output was batched.  Now output is batched (a stream
+ * message per 64 KiB or 50 ms, live pictures every 0.3 s at most), a reading
+ * client keeps its queue short and this bound is reached only by a peer that
+ * stopped reading; PUB then drops messages for that peer alone.  Sized from
+ * measurement: see README, "The Jupyter kernel". */
+#define SV_IOPUB_HWM 10000
+
+/* `name` is the port's key in the connection file at `path`, for the message;
+ * frames over `max_frame` bytes close the peer's connection. */
 static void *open_socket(sv_server *s, int type, int port, const char *name, const char *path,
-                         cl_err *err)
+                         int64_t max_frame, cl_err *err)
 {
     char ep[600];
     if (kp_conn_endpoint(&s->conn, port, ep, sizeof ep)) {
@@ -314,11 +344,10 @@ static void *open_socket(sv_server *s, int type, int port, const char *name, con
         cl_err_set(err, CL_EIO, "cannot create a socket: %s", zmq_strerror(errno));
         return NULL;
     }
-    int linger = 1000, zero = 0;
+    int linger = 1000, hwm = SV_IOPUB_HWM;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-    /* IOPub must never drop a message (ZeroMQ's default high-water mark of
-     * 1000 would silently lose outputs, even the final `idle`). */
-    if (type == ZMQ_PUB) zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_frame, sizeof max_frame);
+    if (type == ZMQ_PUB) zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     if (zmq_bind(sock, ep) < 0) {
         int e = errno;
         cl_err_set(err, CL_EIO, "cannot listen on %s (%s %d in '%s'): %s; %s", ep, name, port, path,
@@ -332,11 +361,14 @@ static void *open_socket(sv_server *s, int type, int port, const char *name, con
 static int open_sockets(sv_server *s, const char *path, cl_err *err)
 {
     kp_conn *c = &s->conn;
-    if (!(s->shell = open_socket(s, ZMQ_ROUTER, c->shell_port, "shell_port", path, err)) ||
-        !(s->control = open_socket(s, ZMQ_ROUTER, c->control_port, "control_port", path, err)) ||
-        !(s->stdin_sock = open_socket(s, ZMQ_ROUTER, c->stdin_port, "stdin_port", path, err)) ||
-        !(s->iopub = open_socket(s, ZMQ_PUB, c->iopub_port, "iopub_port", path, err)) ||
-        !(s->hb = open_socket(s, ZMQ_ROUTER, c->hb_port, "hb_port", path, err)))
+    int64_t cap = s->frame_cap = SV_FRAME_CAP_FACTOR * lim_get(LIM_MESSAGE_BYTES);
+    int64_t small = SV_SMALL_FRAME_CAP;
+    if (!(s->shell = open_socket(s, ZMQ_ROUTER, c->shell_port, "shell_port", path, cap, err)) ||
+        !(s->control =
+              open_socket(s, ZMQ_ROUTER, c->control_port, "control_port", path, cap, err)) ||
+        !(s->stdin_sock = open_socket(s, ZMQ_ROUTER, c->stdin_port, "stdin_port", path, cap, err)) ||
+        !(s->iopub = open_socket(s, ZMQ_PUB, c->iopub_port, "iopub_port", path, small, err)) ||
+        !(s->hb = open_socket(s, ZMQ_ROUTER, c->hb_port, "hb_port", path, small, err)))
         return -1;
     return 0;
 }

@@ -12,6 +12,7 @@
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kernel/interp.h"
 #include "kernel/protocol/protocol.h"
@@ -62,6 +63,7 @@ typedef struct sv_server {
     kp_sigset *seen;
     char session[37];
     kn_interp *interp;
+    int64_t frame_cap; /* ZMQ_MAXMSGSIZE of shell, control and stdin (fixed at bind) */
 
     pthread_mutex_t iopub_lock;
     sem_t quit_sem;         /* posted with `quit` (a semaphore: signal handlers post it) */

@@ -220,3 +220,104 @@ def test_a_flood_without_the_key_costs_nothing(kernel):
     log = kernel.log().splitlines()
     assert 100 <= len(log) < 700, f"{len(log)} lines of log for 50,000 dropped messages"
     assert "50000 dropped so far" in log[-1]
+
+
+def vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+
+def test_an_oversized_frame_is_refused_before_it_is_buffered(cnnlens_bin, tmp_path, monkeypatch):
+    """ZMQ_MAXMSGSIZE (twice message_bytes, 2 MiB here) closes the connection
+    of a peer whose frame is bigger, before ZeroMQ allocates it: a 200 MB
+    frame costs the kernel nothing, on shell, control and stdin alike; a cell
+    somewhat over the limit still reaches the kernel's own check (logged, as
+    test_limits asserts); the real client and its variables carry on."""
+    monkeypatch.setenv("CNNLENS_MAX_MESSAGE_BYTES", "1M")
+    k = Kernel(cnnlens_bin, tmp_path)
+    intruder = Intruder(k.info)
+    try:
+        pid = k.proc.pid
+        assert k.run("keep = 42")[0]["status"] == "ok"
+        hwm = vm_hwm_kib(pid)
+        big = b"x" * (200 << 20)
+        for channel in ("shell", "control", "stdin"):
+            intruder.socks[channel].send_multipart([b"<IDS|MSG>", b"", b"{}", b"{}", b"{}", big])
+        del big
+        time.sleep(2 * SLOW)
+        grown = vm_hwm_kib(pid) - hwm
+        # just over the limit: read, then dropped by the kernel's check with its reason
+        intruder.send("shell", "execute_request", {"code": "# " + "x" * (1 << 20)})
+        reply, out = k.run("print keep")
+        assert reply["status"] == "ok"
+        assert [m["content"]["text"] for m in out if m["msg_type"] == "stream"] == ["42\n"]
+        deadline = time.time() + TIMEOUT
+        while "exceeds the size limit" not in k.log() and time.time() < deadline:
+            time.sleep(0.05)
+        assert "dropped a message on shell: the message of" in k.log(), k.log()
+        # the real client sending a frame over the cap: its connection is closed
+        # (no reply); ZeroMQ reconnects it and the next cell runs in the same session
+        msg_id = k.kc.execute("# " + "x" * (3 << 20))
+        reply, out = k.run("print keep")
+        assert reply["status"] == "ok"
+        assert [m["content"]["text"] for m in out if m["msg_type"] == "stream"] == ["42\n"]
+        assert msg_id not in k.log()
+    finally:
+        intruder.close()
+        k.close()
+    print(f"\nNETWORK: three 200 MB frames (shell, control, stdin): VmHWM grew {grown} KiB")
+    if NATIVE:
+        assert grown < 16 * 1024, f"VmHWM grew {grown} KiB for 200 MB frames"
+
+
+def test_raising_message_bytes_past_the_frame_cap_says_so(kernel):
+    reply, out = kernel.run('limits message_bytes "64M"')
+    assert reply["status"] == "ok"
+    err = "".join(m["content"]["text"] for m in out
+                  if m["msg_type"] == "stream" and m["content"]["name"] == "stderr")
+    assert ("note: message_bytes is 64 MiB now, but this kernel's sockets close the connection "
+            "of a client that sends a frame over 32 MiB (twice message_bytes when the kernel "
+            "started); to receive bigger messages, start the kernel with "
+            "CNNLENS_MAX_MESSAGE_BYTES=67108864\n") == err, err
+    reply, out = kernel.run('limits message_bytes "32M"')  # within the cap: nothing to say
+    assert not [m for m in out if m["msg_type"] == "stream"], out
+
+
+def test_a_subscriber_that_never_reads_costs_bounded_memory(kernel):
+    """IOPub's high-water mark (10,000 messages per subscriber) bounds what a
+    subscriber that never reads makes the kernel queue, while the real client,
+    reading, gets every output: 100,000 printed lines and the idle."""
+    pid = kernel.proc.pid
+    stuck = zmq.Context()
+    sub = stuck.socket(zmq.SUB)
+    sub.linger = 0
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(f"tcp://{kernel.info['ip']}:{kernel.info['iopub_port']}")
+    time.sleep(0.3)
+    try:
+        reply, out = kernel.run("\n".join(f'print "line {i}"' for i in range(100000)),
+                                timeout=60 * SLOW)
+        assert reply["status"] == "ok"
+        text = "".join(m["content"]["text"] for m in out if m["msg_type"] == "stream")
+        assert text == "".join(f"line {i}\n" for i in range(100000))
+        assert out[-1]["content"]["execution_state"] == "idle"
+        # about 0.8 kB a message queued in ZeroMQ; the real client reads IOPub
+        # up to idle first, so its own queue stays short
+        cell = "\n".join(["show 1"] * 5000)
+        rss = []
+        for _ in range(8):
+            reply, out = lens_client.execute(kernel.kc, cell, 120 * SLOW)
+            assert reply["status"] == "ok"
+            assert sum(m["msg_type"] == "display_data" for m in out) == 5000
+            assert out[-1]["content"]["execution_state"] == "idle"
+            rss.append(vm_rss_kib(pid))
+    finally:
+        sub.close()
+        stuck.term()
+    print(f"\nNETWORK: a subscriber that never reads, 8 x 5,000 displays: "
+          f"VmRSS after each cell {rss} KiB")
+    if NATIVE:
+        # the queue is full after 10,000 messages plus what the TCP buffers
+        # hold (measured: by the third to fifth cell, 8-9 MiB); unbounded, the
+        # last three cells (15,000 messages) would add about 12 MiB more
+        assert rss[-1] - rss[-4] < 4 * 1024, rss
