@@ -366,7 +366,8 @@ static int open_sockets(sv_server *s, const char *path, cl_err *err)
     if (!(s->shell = open_socket(s, ZMQ_ROUTER, c->shell_port, "shell_port", path, cap, err)) ||
         !(s->control =
               open_socket(s, ZMQ_ROUTER, c->control_port, "control_port", path, cap, err)) ||
-        !(s->stdin_sock = open_socket(s, ZMQ_ROUTER, c->stdin_port, "stdin_port", path, cap, err)) ||
+        !(s->stdin_sock =
+              open_socket(s, ZMQ_ROUTER, c->stdin_port, "stdin_port", path, cap, err)) ||
         !(s->iopub = open_socket(s, ZMQ_PUB, c->iopub_port, "iopub_port", path, small, err)) ||
         !(s->hb = open_socket(s, ZMQ_ROUTER, c->hb_port, "hb_port", path, small, err)))
         return -1;
