@@ -319,14 +319,17 @@ static const char *bind_hint(int e)
 /* Heartbeat pings (a few bytes) and IOPub subscriptions (a topic) are small. */
 #define SV_SMALL_FRAME_CAP ((int64_t)64 * 1024)
 
-/* IOPub's send high-water mark, in messages per subscriber.  Unbounded, a
- * subscriber that never reads makes the kernel queue every output it makes;
- * ZeroMQ's default of 1000 dropped outputs (even the final `idle`) for real
- * clients before stream output was batched.  Now output is batched (a stream
- * message per 64 KiB or 50 ms, live pictures every 0.3 s at most), a reading
- * client keeps its queue short and this bound is reached only by a peer that
- * stopped reading; PUB then drops messages for that peer alone.  Sized from
- * measurement: see README, "The Jupyter kernel". */
+/* IOPub's send high-water mark, in messages per subscriber; past it PUB
+ * drops messages for that subscriber alone.  Unbounded (as it was), a
+ * subscriber that never reads makes the kernel queue all it ever outputs.
+ * Too low, and a real client that is slow to read loses output: with
+ * ZeroMQ's default of 1000, a jupyter_client that reads IOPub only after the
+ * reply lost part of a cell of 5,000 `show` lines, and its final `idle`
+ * (measured).  Stream output is batched (stream.c: a message per 64 KiB or
+ * 50 ms) and live pictures come at most every 0.3 s, so only cells with
+ * thousands of display lines come near 10,000; a subscriber that never
+ * reads costs the kernel its last 10,000 messages (8-9 MiB of small
+ * displays, test_network). */
 #define SV_IOPUB_HWM 10000
 
 /* `name` is the port's key in the connection file at `path`, for the message;
