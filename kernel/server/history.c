@@ -9,6 +9,26 @@ void sv_hist_init(sv_history *h)
 {
     memset(h, 0, sizeof *h);
     h->session = 1;
+    h->max_bytes = SV_HIST_MAX_BYTES;
+}
+
+static size_t entry_bytes(const sv_hist_entry *e)
+{
+    return strlen(e->input) + (e->output ? strlen(e->output) : 0);
+}
+
+static void forget_oldest(sv_history *h)
+{
+    size_t drop = 0, bytes = h->bytes;
+    while (h->n - drop > 1 && bytes > h->max_bytes) {
+        bytes -= entry_bytes(&h->items[drop]);
+        free(h->items[drop].input);
+        free(h->items[drop].output);
+        drop++;
+    }
+    if (!drop) return;
+    memmove(h->items, h->items + drop, (h->n - drop) * sizeof *h->items);
+    h->n -= drop, h->bytes = bytes;
 }
 
 void sv_hist_clear(sv_history *h)
@@ -36,6 +56,8 @@ int sv_hist_add(sv_history *h, int line, const char *input, const char *output)
         return -1;
     }
     h->items[h->n++] = e;
+    h->bytes += entry_bytes(&e);
+    forget_oldest(h);
     return 0;
 }
 

@@ -25,15 +25,23 @@ typedef struct sv_hist_entry {
     char *output; /* text/plain of the execute_result, or NULL */
 } sv_hist_entry;
 
+/* The text the history keeps at most: past it the oldest cells are forgotten
+ * (a course-long session of pasted 16 MiB cells would otherwise grow without
+ * end; a lecture's history is a few hundred kB). */
+#define SV_HIST_MAX_BYTES ((size_t)64 << 20)
+
 typedef struct sv_history {
     sv_hist_entry *items;
     size_t n, cap;
-    int session; /* the number this kernel's session is reported under */
+    size_t bytes, max_bytes; /* text held; SV_HIST_MAX_BYTES unless a test sets it */
+    int session;             /* the number this kernel's session is reported under */
 } sv_history;
 
 void sv_hist_init(sv_history *h);
 void sv_hist_clear(sv_history *h);
-/* Copies input and output (may be NULL).  Returns 0, or -1 out of memory. */
+/* Copies input and output (may be NULL), then forgets the oldest cells while
+ * the text held passes max_bytes (the newest cell always stays).  Returns 0,
+ * or -1 out of memory. */
 int sv_hist_add(sv_history *h, int line, const char *input, const char *output);
 /* Answers a history_request's content: a new array of [session, line, input]
  * (or [session, line, [input, output]] when "output" is true). */

@@ -85,3 +85,24 @@ Test(history, bad_requests, .init = fill, .fini = done)
     cr_assert_null(query("{s:s}", "hist_access_type", "everything"));
     cr_assert_null(query("{s:i}", "hist_access_type", 3));
 }
+
+Test(history, forgets_the_oldest_cells_past_its_byte_bound)
+{
+    sv_history b;
+    sv_hist_init(&b);
+    cr_assert_eq(b.max_bytes, SV_HIST_MAX_BYTES);
+    b.max_bytes = 10;
+    cr_assert_eq(sv_hist_add(&b, 1, "aaaa", "1"), 0);  /* 5 bytes */
+    cr_assert_eq(sv_hist_add(&b, 2, "bbbb", NULL), 0); /* 9 */
+    cr_assert_eq(b.n, 2);
+    cr_assert_eq(sv_hist_add(&b, 3, "cc", "33"), 0); /* 13: cell 1 goes */
+    cr_assert_eq(b.n, 2);
+    cr_assert_eq(b.bytes, 8);
+    cr_assert_eq(b.items[0].line, 2);
+    cr_assert_str_eq(b.items[1].input, "cc");
+    /* A cell bigger than the bound alone stays, as the only one. */
+    cr_assert_eq(sv_hist_add(&b, 4, "a cell of more than ten bytes", NULL), 0);
+    cr_assert_eq(b.n, 1);
+    cr_assert_eq(b.items[0].line, 4);
+    sv_hist_clear(&b);
+}
