@@ -4,28 +4,53 @@
 #   asan      build-asan/ (-O2 -g, ASan + UBSan): every suite again; the pytest suites
 #             drive the ASan kernel, and tests/py/conftest.py fails a test if any
 #             cnnlens process (kernels included) writes a sanitizer report.
-#   valgrind  build-mem/ (Release, -g): every Criterion suite under valgrind memcheck
-#             (its workers too; but VALGRIND_UNIT_SKIP), and the pytest suites of
-#             VALGRIND_PY_SET with the kernel under valgrind (tests/valgrind-kernel.sh);
-#             zero errors and no definite leaks allowed.  --valgrind-all runs every
-#             unit test and every pytest suite there (hours).
+#   valgrind  build-mem/ (Release, -g): Criterion suites under valgrind memcheck (their
+#             workers too) and pytest suites with the kernel under valgrind
+#             (tests/valgrind-kernel.sh), $(nproc) suites at a time; zero errors and no
+#             definite leaks allowed.  Three sets (times on the 2-core dev machine):
+#               default         the CI set, 6 min: VALGRIND_CI_UNIT (wire/HMAC,
+#                               message JSON, server, lens lexer/parser/evaluator,
+#                               pth/safetensors/npy/idx/png/jpeg readers, limits,
+#                               fuzz regressions) and VALGRIND_CI_PY (the kernel
+#                               through jupyter_client: kernel, wire, conformance,
+#                               clients, lens kernel, limits, faults,
+#                               pth/safetensors/npy files from PyTorch/NumPy)
+#               --valgrind      every unit suite but VALGRIND_UNIT_SKIP, VALGRIND_PY_SET
+#                               (over an hour under load)
+#               --valgrind-all  every unit test and every pytest suite (hours)
 #   fuzz      fuzz/run.sh: every libFuzzer target for a fixed budget (~3 min).
 # Exits non-zero on any failure.
 #
-#   tests/run.sh                      release, asan and fuzz (CI)
-#   tests/run.sh --valgrind           all four stages
-#   tests/run.sh --valgrind-all       all four, every test under valgrind (hours)
+#   tests/run.sh                      release, asan, valgrind (CI set) and fuzz (CI)
+#   tests/run.sh --valgrind           the same with the bigger valgrind set
+#   tests/run.sh --valgrind-all       the same with everything under valgrind (hours)
 #   tests/run.sh --only valgrind      one stage (repeatable: --only asan --only valgrind;
-#                                     stages: release asan valgrind fuzz)
+#                                     stages: release asan valgrind fuzz); add
+#                                     --valgrind or --valgrind-all for a bigger set
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
 
-# The pytest suites that run under valgrind in CI: all but the PyTorch-parity,
-# visualisation, training-parity, lecture-notebook, browser and live-display
-# suites, each of which takes 10-60 min under valgrind.
-# Unit tests left out of the CI valgrind run (Criterion patterns): each takes
-# 2-20 minutes there (training to an accuracy, parser limits on 100 kB inputs,
+# The valgrind CI set (the default): the code that reads untrusted input and the
+# kernel's message paths, ~10 min with 2 jobs on the 2-core dev machine.  Longest
+# first (the pool starts them in this order).  Measured alone under valgrind (s):
+# py faults 155, kernel 75, limits 57, io_weights 41, io_npy 23, lang_kernel 18,
+# kernel_clients 17, kernel_wire 13, kernel_conformance 11; unit lang_eval 52,
+# io_pth 41, protocol 37, lang_lex 35, limits 32, image 30, lang_interp 26,
+# data_idx 25, server 21, io_safetensors 20, io_npy 17, base64 9, server_history 7,
+# fuzz_regress 6.  Left to --valgrind: the numeric suites (conv, ops, net, train,
+# vis, zoo, progress, render, lang_engine 71 s without train_and_evaluate), the
+# pytest suites of images compared with OpenCV (image_io 73 s), the CLI, cnnlens
+# run, render, train_cli, the soak, and network: 44 s with the 50,000-message
+# flood, 472 s (under load) since its 200 MB-frame and stuck-subscriber tests.
+VALGRIND_CI_PY='faults kernel limits io_weights'
+VALGRIND_CI_UNIT='lang_eval io_pth protocol lang_lex limits image lang_interp data_idx server io_safetensors io_npy base64 server_history fuzz_regress'
+VALGRIND_CI_PY_SHORT='io_npy lang_kernel kernel_clients kernel_wire kernel_conformance'
+# The pytest suites of --valgrind: all but the PyTorch-parity, visualisation,
+# training-parity, lecture-notebook, browser and live-display suites, each of which
+# takes 10-60 min under valgrind.
+# Unit tests left out of the default and --valgrind runs (Criterion patterns): each
+# takes 2-20 minutes there (training to an accuracy, parser limits on 100 kB inputs,
 # convolutions split over memory budgets).
 VALGRIND_UNIT_SKIP='parse/deep_nesting_is_an_error_not_a_crash|parse/very_long_expressions_are_an_error_not_a_crash|engine/train_and_evaluate|train/one_epoch_on_2000_images_reaches_70_percent|train/an_interrupted_run_keeps_a_usable_model|conv_winograd/budget_spans_chunks|builtin/reaches_90_percent_on_the_test_set'
 VALGRIND_PY_SET='^py_test_(cli|image_io|io_npy|io_weights|kernel|kernel_clients|kernel_conformance|kernel_wire|lang_kernel|limits|render|run|train_cli|soak|faults|network)$'
@@ -38,15 +63,13 @@ while [ $# -gt 0 ]; do
     --valgrind) with_valgrind=1 ;;
     --valgrind-all) valgrind_all=1 with_valgrind=1 ;;
     --only) only+=("$2"); shift ;;
-    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "tests/run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 wanted() {
-  # valgrind is not among the default stages yet: it takes over an hour here.
-  [ ${#only[@]} -eq 0 ] && { [ "$1" != valgrind ] || [ $with_valgrind = 1 ]; } && return 0
-  [ ${#only[@]} -eq 0 ] && return 1
+  [ ${#only[@]} -eq 0 ] && return 0
   local s
   for s in "${only[@]}"; do [ "$s" = "$1" ] && return 0; done
   return 1
@@ -77,10 +100,11 @@ check_valgrind_logs() {
 }
 
 # One Criterion executable under valgrind; its forked workers re-execute it, so
-# --trace-children=yes covers them.  Logs go to $2/<suite>/.
+# --trace-children=yes covers them.  Logs go to $2/<suite>/; VALGRIND_SKIP: the
+# Criterion pattern of tests to leave out.
 valgrind_unit() {
   local exe=$1 logs=$2/$(basename "$1") t0 filter=()
-  [ -n "${VALGRIND_UNIT_SKIP:-}" ] && filter=(--filter "!($VALGRIND_UNIT_SKIP)")
+  [ -n "${VALGRIND_SKIP:-}" ] && filter=(--filter "!($VALGRIND_SKIP)")
   rm -rf "$logs" && mkdir -p "$logs"
   t0=$(date +%s)
   if ! valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
@@ -94,7 +118,32 @@ valgrind_unit() {
   check_valgrind_logs "$logs" >"$logs/summary.txt" || { cat "$logs/summary.txt"; return 1; }
   echo "   $(basename "$exe"): passed, $(($(date +%s) - t0))s, $(tail -1 "$logs/summary.txt" | sed 's/^ *//')"
 }
-export -f valgrind_unit check_valgrind_logs
+
+# One pytest suite (py_test_$1) with every cnnlens process it starts under
+# valgrind; conftest.py checks the logs (in $2/py_test_$1/memcheck-*/) as it goes.
+valgrind_py() {
+  local name=py_test_$1 logs=$2/py_test_$1 t0
+  rm -rf "$logs" && mkdir -p "$logs"
+  t0=$(date +%s)
+  if ! CNNLENS_TEST_BIN="$PWD/tests/valgrind-kernel.sh" CNNLENS_MEMCHECK_ROOT="$PWD/$logs" \
+      CNNLENS_SOAK_N="${CNNLENS_SOAK_N:-200}" ctest --test-dir build-mem --output-on-failure \
+      --no-tests=error -R "^$name\$" >"$logs/output.txt" 2>&1; then
+    echo "---- $name failed under valgrind:"; cat "$logs/output.txt"
+    check_valgrind_logs "$logs" || true
+    return 1
+  fi
+  check_valgrind_logs "$logs" >"$logs/summary.txt" || { cat "$logs/summary.txt"; return 1; }
+  echo "   $name: passed, $(($(date +%s) - t0))s, $(tail -1 "$logs/summary.txt" | sed 's/^ *//')"
+}
+
+# One job of the valgrind pool: unit:<suite> or py:<suite>.
+valgrind_job() {
+  case "$1" in
+    unit:*) valgrind_unit "build-mem/tests/${1#unit:}" build-mem/memcheck/unit ;;
+    py:*) valgrind_py "${1#py:}" build-mem/memcheck/py ;;
+  esac
+}
+export -f valgrind_unit valgrind_py valgrind_job check_valgrind_logs
 
 if wanted release; then
   begin "release build"
@@ -127,23 +176,27 @@ if wanted valgrind; then
   cmake -S . -B build-mem -DCMAKE_BUILD_TYPE=Release -DCNNLENS_TEST_TIMEOUT_SCALE=20 >/dev/null
   cmake --build build-mem -j"$jobs"
   end "valgrind build"
-  [ $valgrind_all = 1 ] && VALGRIND_UNIT_SKIP=''
-  export VALGRIND_UNIT_SKIP
-  begin "unit suites under valgrind memcheck; logs in build-mem/memcheck/unit/"
-  mkdir -p build-mem/memcheck/unit
-  ctest --test-dir build-mem -N -L unit | sed -n 's/.*Test *#[0-9]*: unit_//p' |
-    sed 's|^|build-mem/tests/|' |
-    xargs -P"$jobs" -I{} bash -c 'valgrind_unit "$1" build-mem/memcheck/unit' _ {}
-  end "unit suites under valgrind"
-  py_set=$VALGRIND_PY_SET
-  [ $valgrind_all = 1 ] && py_set='^py_'
-  begin "pytest suites with the kernel under valgrind ($py_set); logs in build-mem/memcheck/py/"
-  rm -rf build-mem/memcheck/py
-  CNNLENS_TEST_BIN="$PWD/tests/valgrind-kernel.sh" CNNLENS_MEMCHECK_ROOT="$PWD/build-mem/memcheck/py" \
-    CNNLENS_SOAK_N="${CNNLENS_SOAK_N:-200}" \
-    ctest --test-dir build-mem --output-on-failure -j1 -R "$py_set"
-  check_valgrind_logs build-mem/memcheck/py
-  end "pytest suites under valgrind"
+  units=$(ctest --test-dir build-mem -N -L unit | sed -n 's/.*Test *#[0-9]*: unit_//p')
+  pys=$(ctest --test-dir build-mem -N -L py | sed -n 's/.*Test *#[0-9]*: py_test_//p')
+  if [ $valgrind_all = 1 ]; then
+    set_name=--valgrind-all VALGRIND_SKIP=''
+    pool=$(printf 'py:%s\n' $pys; printf 'unit:%s\n' $units)
+  elif [ $with_valgrind = 1 ]; then
+    set_name=--valgrind VALGRIND_SKIP=$VALGRIND_UNIT_SKIP
+    pool=$(printf 'py:%s\n' $pys | grep -E "^py:$(echo "$VALGRIND_PY_SET" | sed 's/^^py_test_//')"
+      printf 'unit:%s\n' $units)
+  else
+    set_name="CI set" VALGRIND_SKIP=$VALGRIND_UNIT_SKIP
+    pool=$(printf 'py:%s\n' $VALGRIND_CI_PY; printf 'unit:test_%s\n' $VALGRIND_CI_UNIT
+      printf 'py:%s\n' $VALGRIND_CI_PY_SHORT)
+  fi
+  export VALGRIND_SKIP
+  begin "valgrind memcheck ($set_name, $(echo "$pool" | wc -l) suites, $jobs at a time); logs in build-mem/memcheck/"
+  rm -rf build-mem/memcheck/unit build-mem/memcheck/py
+  mkdir -p build-mem/memcheck/unit build-mem/memcheck/py
+  echo "$pool" | xargs -P"$jobs" -I{} bash -c 'valgrind_job "$1"' _ {}
+  check_valgrind_logs build-mem/memcheck
+  end "valgrind ($set_name)"
 fi
 if wanted fuzz; then
   begin "fuzz (budget)"
