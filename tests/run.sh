@@ -51,7 +51,7 @@ VALGRIND_CI_PY_SHORT='io_npy lang_kernel kernel_clients kernel_wire kernel_confo
 # takes 10-60 min under valgrind.
 # Unit tests left out of the default and --valgrind runs (Criterion patterns): each
 # takes 2-20 minutes there (training to an accuracy, convolutions split over memory
-# budgets).  The parser-limit tests on 100 kB inputs once here take 6 s now.
+# budgets).  The parser-limit tests (100 kB inputs), once skipped, take 6 s now.
 VALGRIND_UNIT_SKIP='engine/train_and_evaluate|train/one_epoch_on_2000_images_reaches_70_percent|train/an_interrupted_run_keeps_a_usable_model|conv_winograd/budget_spans_chunks|builtin/reaches_90_percent_on_the_test_set'
 VALGRIND_PY_SET='^py_test_(cli|image_io|io_npy|io_weights|kernel|kernel_clients|kernel_conformance|kernel_wire|lang_kernel|limits|render|run|train_cli|soak|faults|network)$'
 
