@@ -88,7 +88,7 @@ static void maxpool_row_values(const op_pool *p, int64_t h, int64_t w, int64_t w
             float *out = y + lo;
             for (int64_t i = 0; i < hi - lo; i++) {
                 float v = src[i * s], cur = out[i];
-                out[i] = (v > cur) | (v != v) ? v : cur;
+                out[i] = ((v > cur) | (v != v)) ? v : cur;
             }
         }
     }
