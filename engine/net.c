@@ -692,9 +692,8 @@ static int node_backward(net *m, node *n, int to, op_relu_rule rule, cl_err *err
     return 0;
 }
 
-int net_backward(net *m, int from, const tn_tensor *grad, int to, net_relu_rule rule, cl_err *err)
+static int backward_check(const net *m, int from, int to, cl_err *err)
 {
-    char a[96], b[96];
     if (from < 0 || from >= m->count || m->nodes[from].out_gen != m->fwd_gen || !m->fwd_gen ||
         m->rows_pass)
         return cl_err_set(err, CL_EINVAL, "run the model forward before asking for gradients");
@@ -702,15 +701,22 @@ int net_backward(net *m, int from, const tn_tensor *grad, int to, net_relu_rule 
         return cl_err_set(err, CL_EINVAL,
                           "the gradient can only flow from layer '%s' back to an earlier layer",
                           m->nodes[from].name);
+    return 0;
+}
+
+/* A new backward pass whose seed is in node `from`'s grad buffer (resized,
+ * not reallocated, so repeated passes allocate nothing). */
+static tn_tensor *backward_seed(net *m, int from, cl_err *err)
+{
     node *top = &m->nodes[from];
-    if (tn_numel(grad) != tn_numel(top->out))
-        return cl_err_set(err, CL_EINVAL, "the gradient for '%s' must have shape %s, not %s",
-                          top->name, tn_shape_str(top->out, a, sizeof a),
-                          tn_shape_str(grad, b, sizeof b));
     m->bwd_gen++;
-    if (tn_resize(top->grad, top->out->ndim, top->out->shape, err)) return -1;
-    memcpy(top->grad->data, grad->data, (size_t)tn_numel(grad) * sizeof(float));
+    if (tn_resize(top->grad, top->out->ndim, top->out->shape, err)) return NULL;
     top->grad_gen = m->bwd_gen;
+    return top->grad;
+}
+
+static int backward_run(net *m, int from, int to, net_relu_rule rule, cl_err *err)
+{
     op_relu_rule r = relu_rule(rule);
     for (int i = from; i > to && i >= 0; i--) {
         node *n = &m->nodes[i];
@@ -718,6 +724,38 @@ int net_backward(net *m, int from, const tn_tensor *grad, int to, net_relu_rule 
         if (node_backward(m, n, to, r, err)) return -1;
     }
     return 0;
+}
+
+int net_backward(net *m, int from, const tn_tensor *grad, int to, net_relu_rule rule, cl_err *err)
+{
+    char a[96], b[96];
+    if (backward_check(m, from, to, err)) return -1;
+    node *top = &m->nodes[from];
+    if (tn_numel(grad) != tn_numel(top->out))
+        return cl_err_set(err, CL_EINVAL, "the gradient for '%s' must have shape %s, not %s",
+                          top->name, tn_shape_str(top->out, a, sizeof a),
+                          tn_shape_str(grad, b, sizeof b));
+    tn_tensor *seed = backward_seed(m, from, err);
+    if (!seed) return -1;
+    memcpy(seed->data, grad->data, (size_t)tn_numel(grad) * sizeof(float));
+    return backward_run(m, from, to, rule, err);
+}
+
+int net_backward_onehot(net *m, int from, const int *classes, int to, net_relu_rule rule,
+                        cl_err *err)
+{
+    if (backward_check(m, from, to, err)) return -1;
+    const tn_tensor *out = m->nodes[from].out;
+    int64_t n = out->shape[0], k = n > 0 ? tn_numel(out) / n : 0;
+    for (int64_t i = 0; i < n; i++)
+        if (classes[i] < 0 || classes[i] >= k)
+            return cl_err_set(err, CL_EINVAL, "class %d does not exist: '%s' has outputs 0..%lld",
+                              classes[i], m->nodes[from].name, (long long)k - 1);
+    tn_tensor *seed = backward_seed(m, from, err);
+    if (!seed) return -1;
+    tn_zero(seed);
+    for (int64_t i = 0; i < n; i++) seed->data[i * k + classes[i]] = 1.0f;
+    return backward_run(m, from, to, rule, err);
 }
 
 /* ---- accessors ---- */

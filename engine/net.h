@@ -74,6 +74,11 @@ const tn_tensor *net_input_grad(const net *m);
  * to the input image).  Uses the given ReLU rule.  Weight gradients are
  * computed only when net_set_training(m, 1). */
 int net_backward(net *m, int from, const tn_tensor *grad, int to, net_relu_rule rule, cl_err *err);
+/* The same seeded with one-hot rows: 1 at classes[i] in row i of node
+ * `from`'s output (N rows), 0 elsewhere — what every attribution method
+ * starts from, without a seed tensor to allocate. */
+int net_backward_onehot(net *m, int from, const int *classes, int to, net_relu_rule rule,
+                        cl_err *err);
 
 void net_set_training(net *m, int training);
 

@@ -1,11 +1,20 @@
 #include "engine/tensor.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+static atomic_size_t alloc_calls;
+
+size_t tn_alloc_count(void)
+{
+    return atomic_load(&alloc_calls);
+}
+
 void *tn_alloc(size_t bytes)
 {
+    atomic_fetch_add(&alloc_calls, 1);
     void *p = NULL;
     size_t rounded = (bytes + 63) & ~(size_t)63;
     if (rounded == 0) rounded = 64;

@@ -66,5 +66,9 @@ char *tn_shape_str_raw(int ndim, const int64_t *shape, char *buf, size_t n);
 /* 64-byte aligned allocation helpers for engine-internal buffers. */
 void *tn_alloc(size_t bytes);
 void tn_dealloc(void *p);
+/* How many times tn_alloc has been called in this process (every tensor's data
+ * and every net workspace comes from it): lets tests check that repeated
+ * passes allocate nothing. */
+size_t tn_alloc_count(void);
 
 #endif

@@ -67,14 +67,7 @@ int vis_forward_classes(net *m, const tn_tensor *x, int cls, int *classes, int *
 
 int vis_backward_classes(net *m, const int *classes, int to, net_relu_rule rule, cl_err *err)
 {
-    const tn_tensor *y = net_output(m);
-    tn_tensor *seed = tn_new(y->ndim, y->shape, err);
-    if (!seed) return -1;
-    int64_t k = y->shape[1];
-    for (int64_t i = 0; i < y->shape[0]; i++) seed->data[i * k + classes[i]] = 1.0f;
-    int rc = net_backward(m, vis_logits_node(m), seed, to, rule, err);
-    tn_free(seed);
-    return rc;
+    return net_backward_onehot(m, vis_logits_node(m), classes, to, rule, err);
 }
 
 /* ---- xoshiro256** (Blackman and Vigna), seeded with splitmix64 ---- */

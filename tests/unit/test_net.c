@@ -126,6 +126,27 @@ Test(net, repeated_passes_reuse_buffers)
     net_free(m);
 }
 
+Test(net, onehot_backward_equals_an_explicit_seed)
+{
+    cl_err err = {0};
+    net *m = tiny(&err);
+    tn_tensor *x = rand_input(2, 11), *g = tn_new2(2, 3, &err);
+    g->data[0 * 3 + 2] = 1, g->data[1 * 3 + 0] = 1;
+    int last = net_node_count(m) - 1, classes[2] = {2, 0};
+    cr_assert_eq(net_forward(m, x, &err), 0, "%s", err.msg);
+    cr_assert_eq(net_backward(m, last, g, NET_INPUT, NET_RELU_PLAIN, &err), 0, "%s", err.msg);
+    tn_tensor *want = tn_clone(net_input_grad(m), &err);
+    cr_assert_eq(net_backward_onehot(m, last, classes, NET_INPUT, NET_RELU_PLAIN, &err), 0, "%s",
+                 err.msg);
+    const tn_tensor *got = net_input_grad(m);
+    for (int64_t i = 0; i < tn_numel(want); i++) cr_assert_eq(got->data[i], want->data[i]);
+    classes[1] = 3;
+    cr_assert_eq(net_backward_onehot(m, last, classes, NET_INPUT, NET_RELU_PLAIN, &err), -1);
+    cr_assert(strstr(err.msg, "class 3 does not exist") && strstr(err.msg, "0..2"), "%s", err.msg);
+    tn_free(want), tn_free(g), tn_free(x);
+    net_free(m);
+}
+
 Test(net, guided_rule_zeroes_negative_gradients)
 {
     cl_err err = {0};

@@ -191,3 +191,40 @@ Test(vis, integrated_gradients_add_up_to_the_logit_difference)
     tn_free(x);
     net_free(m);
 }
+
+/* Buffers are reused across passes: after the first Grad-CAM call on a model, the next
+ * ones reuse every buffer (node outputs, gradients, the conv workspace,
+ * Winograd weights, max-pool winners) and allocate only the map they return. */
+Test(vis, a_second_gradcam_allocates_only_its_map)
+{
+    cl_err err = {0};
+    net *m = zoo_build_seeded("resnet18", 3, &err);
+    cr_assert_not_null(m, "%s", err.msg);
+    tn_tensor *x = tn_new4(1, 3, 64, 64, &err);
+    vis_rng r;
+    vis_rng_seed(&r, 5);
+    for (int64_t i = 0; i < tn_numel(x); i++) x->data[i] = (float)vis_rng_normal(&r);
+    int layer = find(m, "layer4");
+    size_t before[3];
+    for (int call = 0; call < 3; call++) {
+        before[call] = tn_alloc_count();
+        tn_tensor *cam = vis_cam(m, x, layer, -1, VIS_GRADCAM, NULL, NULL, &err);
+        cr_assert_not_null(cam, "%s", err.msg);
+        tn_free(cam);
+    }
+    size_t second = tn_alloc_count() - before[2], first = before[1] - before[0];
+    cr_assert_gt(first, 50, "the first call sets up the buffers (%zu allocations)", first);
+    cr_assert_eq(before[2] - before[1], 1, "second call: %zu allocations", before[2] - before[1]);
+    cr_assert_eq(second, 1, "third call: %zu allocations", second);
+    for (int call = 0; call < 2; call++) { /* guided backprop: down to the image */
+        size_t at = tn_alloc_count();
+        tn_tensor *g = vis_input_grad(m, x, -1, NET_RELU_GUIDED, NULL, &err);
+        cr_assert_not_null(g, "%s", err.msg);
+        tn_free(g);
+        if (call == 1)
+            cr_assert_eq(tn_alloc_count() - at, 1, "guided backprop, second call: %zu allocations",
+                         tn_alloc_count() - at);
+    }
+    tn_free(x);
+    net_free(m);
+}
