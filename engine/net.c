@@ -721,7 +721,9 @@ static int backward_run(net *m, int from, int to, net_relu_rule rule, cl_err *er
     for (int i = from; i > to && i >= 0; i--) {
         node *n = &m->nodes[i];
         if (n->grad_gen != m->bwd_gen) continue; /* not on a path from `from` */
+        double t0 = m->profile_ms ? 1e3 * cl_progress_now() : 0.0;
         if (node_backward(m, n, to, r, err)) return -1;
+        if (m->profile_ms) m->profile_ms[m->count + i] += 1e3 * cl_progress_now() - t0;
     }
     return 0;
 }

@@ -82,9 +82,9 @@ int net_backward_onehot(net *m, int from, const int *classes, int to, net_relu_r
 
 void net_set_training(net *m, int training);
 
-/* Per-node forward timing, for benchmarks: while ms is not NULL every forward
- * pass adds each node's wall time (milliseconds) to ms[i] (net_node_count
- * entries, the caller's).  NULL turns it off. */
+/* Per-node timing, for benchmarks: while ms is not NULL every forward pass
+ * adds node i's wall time (milliseconds) to ms[i] and every backward pass to
+ * ms[count + i] (2 * net_node_count entries, the caller's).  NULL turns it off. */
 void net_set_profile(net *m, double *ms);
 
 /* ---- Incremental forward, for occlusion ----

@@ -124,17 +124,33 @@ void op_maxpool_forward(const op_pool *p, int64_t nc, int64_t h, int64_t w, cons
     th_parallel(nc * j.ho, 4096 / (j.wo * p->k * p->k + 1) + 1, maxpool_part, &j);
 }
 
+typedef struct unpool_job {
+    int64_t hw, ohw;
+    const float *dy;
+    const int32_t *arg;
+    float *dx;
+    int acc;
+} unpool_job;
+
+/* Planes [lo, hi): each routes its gradients to its own winners, so planes
+ * split over threads touch disjoint memory. */
+static void unpool_part(void *ctx, int64_t lo, int64_t hi)
+{
+    const unpool_job *j = ctx;
+    if (!j->acc) memset(j->dx + lo * j->hw, 0, (size_t)((hi - lo) * j->hw) * sizeof *j->dx);
+    for (int64_t c = lo; c < hi; c++) {
+        float *dc = j->dx + c * j->hw;
+        const float *d = j->dy + c * j->ohw;
+        const int32_t *a = j->arg + c * j->ohw;
+        for (int64_t i = 0; i < j->ohw; i++) dc[a[i]] += d[i];
+    }
+}
+
 void op_maxpool_backward(const op_pool *p, int64_t nc, int64_t h, int64_t w, const float *dy,
                          const int32_t *arg, float *dx, int acc)
 {
-    int64_t ho = pool_out(h, p), wo = pool_out(w, p);
-    if (!acc) memset(dx, 0, (size_t)(nc * h * w) * sizeof *dx);
-    for (int64_t c = 0; c < nc; c++) {
-        float *dc = dx + c * h * w;
-        const float *d = dy + c * ho * wo;
-        const int32_t *a = arg + c * ho * wo;
-        for (int64_t j = 0; j < ho * wo; j++) dc[a[j]] += d[j];
-    }
+    unpool_job j = {h * w, pool_out(h, p) * pool_out(w, p), dy, arg, dx, acc};
+    th_parallel(nc, 16384 / (j.hw + 1) + 1, unpool_part, &j);
 }
 
 /* Visits the window of output (oy, ox) clipped to the padded input, as PyTorch

@@ -10,7 +10,7 @@
  * NODE|input]
  *        [--grad-node NODE]... [--rule plain|guided|deconv] [--train]]
  *   cnnlens probe bench ARCH --input X.npy [--weights FILE] [--iters N] [--grad-to NODE]
- *                       [--per-node]   (also each node's forward time, to stderr)
+ *                       [--per-node]   (also each node's forward and backward time, to stderr)
  *   cnnlens probe sgemm N       (GFLOP/s of an N x N x N cblas_sgemm, best of 5)
  *
  * `run` writes DIR/logits.npy, DIR/node.NAME.npy for each --save,
@@ -274,19 +274,25 @@ static double peak_rss_mib(void)
     return kib / 1024.0;
 }
 
-/* The mean forward time of each node over `runs` passes, in node order, to
- * stderr (stdout stays one JSON line), with its share of the total. */
+/* The mean forward and backward time of each node over `runs` passes, in node
+ * order, to stderr (stdout stays one JSON line), with their share of the total. */
 static void print_per_node(const net *m, const double *ms, int runs)
 {
+    int count = net_node_count(m);
     double total = 0;
-    for (int i = 0; i < net_node_count(m); i++) total += ms[i];
-    for (int i = 0; i < net_node_count(m); i++) {
+    for (int i = 0; i < 2 * count; i++) total += ms[i];
+    fprintf(stderr, "%3s %-24s %-20s %11s %11s %6s\n", "#", "node", "type", "forward", "backward",
+            "share");
+    for (int i = 0; i < count; i++) {
         net_node_info in;
         if (net_node_info_get(m, i, &in)) continue;
-        fprintf(stderr, "%3d %-24s %-20s %8.3f ms %5.1f%%\n", i, in.name, in.type, ms[i] / runs,
-                total > 0 ? 100.0 * ms[i] / total : 0.0);
+        double f = ms[i] / runs, b = ms[count + i] / runs;
+        fprintf(stderr, "%3d %-24s %-20s %8.3f ms %8.3f ms %5.1f%%\n", i, in.name, in.type, f, b,
+                total > 0 ? 100.0 * (ms[i] + ms[count + i]) / total : 0.0);
     }
-    fprintf(stderr, "    all nodes %40.3f ms\n", total / runs);
+    double f = 0;
+    for (int i = 0; i < count; i++) f += ms[i];
+    fprintf(stderr, "    all nodes %36s %8.3f ms %8.3f ms\n", "", f / runs, (total - f) / runs);
 }
 
 /* Prints the median forward and forward+backward times (ms) and the peak RSS. */
@@ -297,7 +303,7 @@ static int probe_bench(const probe_opts *o, cl_err *err)
     tn_tensor *x = o->input ? npy_read(o->input, err) : NULL;
     int to = -2, n = o->iters > 0 && o->iters <= 1000 ? o->iters : 10, rc = -1;
     double *fw = calloc((size_t)n, sizeof *fw), *bw = calloc((size_t)n, sizeof *bw);
-    double *node_ms = o->per_node ? calloc((size_t)net_node_count(m), sizeof *node_ms) : NULL;
+    double *node_ms = o->per_node ? calloc(2 * (size_t)net_node_count(m), sizeof *node_ms) : NULL;
     tn_tensor *g = NULL;
     if (!x || !fw || !bw) goto done;
     if (o->grad_to && (to = resolve(m, o->grad_to, NET_INPUT, err)) < -1) goto done;

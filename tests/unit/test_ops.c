@@ -409,6 +409,60 @@ Test(ops, relu_rules)
     cr_assert(d[0] == 4 && d[2] == 4);
 }
 
+/* The vectorised rules against the scalar definitions, on a long array with
+ * zeros of both signs, infinities and NaNs, writing and accumulating. */
+Test(ops, relu_rules_match_their_definitions_on_every_float)
+{
+    enum { N = 4099 };
+    static float x[N], g[N], d[N], acc[N];
+    const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e-40f, -1e-40f, 3.5f};
+    for (int i = 0; i < N; i++) {
+        x[i] = i % 7 == 0 ? special[i % 8] : (float)((i * 37) % 19) - 9.0f;
+        g[i] = i % 5 == 0 ? special[(i / 5) % 8] : (float)((i * 13) % 23) - 11.0f;
+    }
+    for (int rule = OP_RELU_PLAIN; rule <= OP_RELU_DECONV; rule++) {
+        op_relu_backward(N, x, g, d, 0, (op_relu_rule)rule);
+        for (int i = 0; i < N; i++) acc[i] = 1.0f;
+        op_relu_backward(N, x, g, acc, 1, (op_relu_rule)rule);
+        for (int i = 0; i < N; i++) {
+            int keep = rule == OP_RELU_PLAIN    ? x[i] > 0
+                       : rule == OP_RELU_GUIDED ? x[i] > 0 && g[i] > 0
+                                                : g[i] > 0;
+            float want = keep ? g[i] : 0.0f;
+            cr_assert(memcmp(&d[i], &want, sizeof want) == 0 || (isnan(want) && isnan(d[i])),
+                      "rule %d, x %g, g %g: %g, want %g", rule, x[i], g[i], d[i], want);
+            float want_acc = 1.0f + want;
+            cr_assert(acc[i] == want_acc || (isnan(want_acc) && isnan(acc[i])));
+        }
+    }
+}
+
+/* Many planes, split over the threads: each gradient lands on its own
+ * plane's winner, exactly as a serial scatter puts it. */
+Test(ops, maxpool_backward_over_many_planes_matches_a_serial_scatter)
+{
+    enum { NC = 64, H = 23, W = 19 };
+    op_pool p = {3, 2, 1};
+    int64_t ho = op_conv_out(H, 3, 2, 1), wo = op_conv_out(W, 3, 2, 1);
+    float *x = malloc(sizeof(float) * NC * H * W), *y = malloc(sizeof(float) * NC * ho * wo);
+    float *dy = malloc(sizeof(float) * NC * ho * wo), *dx = malloc(sizeof(float) * NC * H * W);
+    float *want = calloc((size_t)NC * H * W, sizeof(float));
+    int32_t *arg = malloc(sizeof(int32_t) * NC * ho * wo);
+    for (int64_t i = 0; i < NC * H * W; i++) x[i] = (float)((i * 7919) % 101);
+    for (int64_t i = 0; i < NC * ho * wo; i++) dy[i] = (float)(i % 13) - 6.0f;
+    op_maxpool_forward(&p, NC, H, W, x, y, arg);
+    for (int64_t c = 0; c < NC; c++)
+        for (int64_t i = 0; i < ho * wo; i++)
+            want[c * H * W + arg[c * ho * wo + i]] += dy[c * ho * wo + i];
+    for (int64_t i = 0; i < NC * H * W; i++) dx[i] = 99.0f; /* overwritten, not added to */
+    op_maxpool_backward(&p, NC, H, W, dy, arg, dx, 0);
+    for (int64_t i = 0; i < NC * H * W; i++)
+        cr_assert_eq(dx[i], want[i], "element %lld", (long long)i);
+    op_maxpool_backward(&p, NC, H, W, dy, arg, dx, 1);
+    for (int64_t i = 0; i < NC * H * W; i++) cr_assert_eq(dx[i], 2 * want[i]);
+    free(x), free(y), free(dy), free(dx), free(want), free(arg);
+}
+
 Test(ops, add_and_pass)
 {
     float a[3] = {1, 2, 3}, b[3] = {10, 20, 30}, y[3], d[3] = {1, 1, 1};
