@@ -12,63 +12,47 @@ static int64_t pool_out(int64_t in, const op_pool *p)
     return op_conv_out(in, p->k, p->stride, p->pad);
 }
 
-/* Outputs [o0, o1) of one output row (at most 64, kept in bits[]), for the
- * window rows [y0, y1). */
-static void maxpool_cols(const op_pool *p, int64_t w, int64_t y0, int64_t y1, const float *xc,
-                         int64_t o0, int64_t o1, float *y, uint32_t *where)
+/* One output row of max pooling with each output's winner (y * W + x in its
+ * plane).  The window offsets are visited in row-major order, each as a pass
+ * over the outputs of the row: the outputs are independent, so the compiler
+ * vectorises the pass (one window at a time is a chain of dependent compares)
+ * and the selects are blends, not branches (a branch on random data
+ * mispredicts half the time).  "v > best or v is NaN", as PyTorch's kernel:
+ * the first maximum in row-major order wins and a NaN propagates. */
+static void maxpool_row(const op_pool *p, int64_t h, int64_t w, int64_t wo, int64_t oy,
+                        const float *restrict xc, float *restrict y, int32_t *restrict arg)
 {
     const int s = p->stride, pad = p->pad;
-    uint32_t bits[64];
-    float minus_inf = -INFINITY;
-    for (int64_t ox = o0; ox < o1; ox++) memcpy(&bits[ox - o0], &minus_inf, sizeof *bits);
+    int64_t y0 = oy * s - pad, y1 = y0 + p->k;
+    if (y0 < 0) y0 = 0;
+    if (y1 > h) y1 = h;
+    for (int64_t ox = 0; ox < wo; ox++) {
+        int64_t x0 = ox * s - pad;
+        y[ox] = -INFINITY;
+        arg[ox] = (int32_t)(y0 * w + (x0 < 0 ? 0 : x0));
+    }
     for (int64_t iy = y0; iy < y1; iy++) {
         const float *row = xc + iy * w;
         for (int kx = 0; kx < p->k; kx++) {
-            /* The outputs whose column ix = ox*s - pad + kx lies inside the row. */
             int64_t lo = pad - kx > 0 ? (pad - kx + s - 1) / s : 0;
             int64_t hi = w - 1 + pad - kx >= 0 ? (w - 1 + pad - kx) / s + 1 : 0;
-            if (lo < o0) lo = o0;
-            if (hi > o1) hi = o1;
-            for (int64_t ox = lo; ox < hi; ox++) {
-                int64_t ix = ox * s - pad + kx;
-                float v = row[ix], cur;
-                uint32_t vb, *b = &bits[ox - o0];
-                memcpy(&cur, b, sizeof cur);
-                memcpy(&vb, &v, sizeof vb);
-                uint32_t take = -(uint32_t)((v > cur) | (v != v));
-                *b = (*b & ~take) | (vb & take);
-                where[ox] = (where[ox] & ~take) | ((uint32_t)(iy * w + ix) & take);
+            if (hi > wo) hi = wo;
+            if (hi <= lo) continue;
+            const float *src = row + lo * s - pad + kx; /* input column of output lo */
+            float *out = y + lo;
+            int32_t *at = arg + lo, first = (int32_t)(iy * w + lo * s - pad + kx);
+            for (int64_t i = 0; i < hi - lo; i++) {
+                float v = src[i * s], cur = out[i];
+                int take = (v > cur) | (v != v);
+                out[i] = take ? v : cur;
+                at[i] = take ? first + (int32_t)(i * s) : at[i];
             }
         }
     }
-    memcpy(y + o0, bits, (size_t)(o1 - o0) * sizeof *y);
-}
-
-/* One output row of max pooling.  The window offsets are visited in
- * row-major order, each as a pass over the outputs of the row: the outputs
- * are independent, so the CPU overlaps them (one window at a time is a chain
- * of dependent compares).  The select is done on the bits, without branches
- * (a branch on random data mispredicts half the time, and compilers keep
- * float selects as branches).  "v > best or v is NaN", as PyTorch's kernel:
- * the first maximum in row-major order wins and a NaN propagates. */
-static void maxpool_row(const op_pool *p, int64_t h, int64_t w, int64_t wo, int64_t oy,
-                        const float *xc, float *y, int32_t *arg)
-{
-    int64_t y0 = oy * p->stride - p->pad, y1 = y0 + p->k;
-    if (y0 < 0) y0 = 0;
-    if (y1 > h) y1 = h;
-    uint32_t *where = (uint32_t *)arg;
-    for (int64_t ox = 0; ox < wo; ox++) {
-        int64_t x0 = ox * p->stride - p->pad;
-        where[ox] = (uint32_t)(y0 * w + (x0 < 0 ? 0 : x0));
-    }
-    for (int64_t o0 = 0; o0 < wo; o0 += 64)
-        maxpool_cols(p, w, y0, y1, xc, o0, o0 + 64 < wo ? o0 + 64 : wo, y, where);
 }
 
 /* One output row of max pooling, values only (no winners): the same visiting
- * order and select as maxpool_cols, but with no index to carry the compiler
- * vectorises the pass over the outputs, even with the stride's gather. */
+ * order and select as maxpool_row, for passes no backward will follow. */
 static void maxpool_row_values(const op_pool *p, int64_t h, int64_t w, int64_t wo, int64_t oy,
                                const float *restrict xc, float *restrict y)
 {
