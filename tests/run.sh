@@ -7,63 +7,51 @@
 #   valgrind  build-mem/ (Release, -g): Criterion suites under valgrind memcheck (their
 #             workers too) and pytest suites with the kernel under valgrind
 #             (tests/valgrind-kernel.sh), $(nproc) suites at a time; zero errors and no
-#             definite leaks allowed.  Three sets (times on the 2-core dev machine):
-#               default         the CI set, 6 min: VALGRIND_CI_UNIT (wire/HMAC,
-#                               message JSON, server, lens lexer/parser/evaluator,
-#                               pth/safetensors/npy/idx/png/jpeg readers, limits,
-#                               fuzz regressions) and VALGRIND_CI_PY (the kernel
-#                               through jupyter_client: kernel, wire, conformance,
-#                               clients, lens kernel, limits, faults,
-#                               pth/safetensors/npy files from PyTorch/NumPy)
-#               --valgrind      every unit suite but VALGRIND_UNIT_SKIP, VALGRIND_PY_SET
-#                               (over an hour under load)
+#             definite leaks allowed.  Two sets (times on the 2-core dev machine):
+#               default         (CI) every Criterion suite but the five slow tests of
+#                               VALGRIND_UNIT_SKIP, and the pytest suites of
+#                               VALGRIND_PY_SET: the kernel through jupyter_client
+#                               (messages, wire, conformance, clients, network, faults,
+#                               limits, soak), the CLI, the file readers against
+#                               PyTorch/NumPy/OpenCV; about 20 min
 #               --valgrind-all  every unit test and every pytest suite (hours)
 #   fuzz      fuzz/run.sh: every libFuzzer target for a fixed budget (~3 min).
 # Exits non-zero on any failure.
 #
-#   tests/run.sh                      release, asan, valgrind (CI set) and fuzz (CI)
-#   tests/run.sh --valgrind           the same with the bigger valgrind set
+#   tests/run.sh                      release, asan, valgrind (default set) and fuzz (CI)
 #   tests/run.sh --valgrind-all       the same with everything under valgrind (hours)
 #   tests/run.sh --only valgrind      one stage (repeatable: --only asan --only valgrind;
 #                                     stages: release asan valgrind fuzz); add
-#                                     --valgrind or --valgrind-all for a bigger set
+#                                     --valgrind-all for everything
+#   (--valgrind, the former bigger set, is now the default and still accepted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
 
-# The valgrind CI set (the default): the code that reads untrusted input and the
-# kernel's message paths, ~10 min with 2 jobs on the 2-core dev machine.  Longest
-# first (the pool starts them in this order).  Measured alone under valgrind (s):
-# py faults 155, kernel 75, limits 57, io_weights 41, io_npy 23, lang_kernel 18,
-# kernel_clients 17, kernel_wire 13, kernel_conformance 11; unit lang_eval 52,
-# io_pth 41, protocol 37, lang_lex 35, limits 32, image 30, lang_interp 26,
-# data_idx 25, server 21, io_safetensors 20, io_npy 17, base64 9, server_history 7,
-# fuzz_regress 6.  Left to --valgrind: the numeric suites (conv, ops, net, train,
-# vis, zoo, progress, render, lang_engine 71 s without train_and_evaluate), the
-# pytest suites of images compared with OpenCV (image_io 73 s), the CLI, cnnlens
-# run, render, train_cli, the soak, and network: 44 s with the 50,000-message
-# flood, 472 s (under load) since its 200 MB-frame and stuck-subscriber tests.
-VALGRIND_CI_PY='faults kernel limits io_weights'
-VALGRIND_CI_UNIT='lang_eval io_pth protocol lang_lex limits image lang_interp data_idx server io_safetensors io_npy base64 server_history fuzz_regress'
-VALGRIND_CI_PY_SHORT='io_npy lang_kernel kernel_clients kernel_wire kernel_conformance'
-# The pytest suites of --valgrind: all but the PyTorch-parity, visualisation,
-# training-parity, lecture-notebook, browser and live-display suites, each of which
-# takes 10-60 min under valgrind.
-# Unit tests left out of the default and --valgrind runs (Criterion patterns): each
-# takes 2-20 minutes there (training to an accuracy, convolutions split over memory
-# budgets).  The parser-limit tests (100 kB inputs), once skipped, take 6 s now.
+# The valgrind default set (CI): every Criterion suite but the tests of
+# VALGRIND_UNIT_SKIP, and the pytest suites of VALGRIND_PY_SET.  The pool starts
+# the suites in VALGRIND_FIRST order (the longest first), then the rest.
+# Measured alone under valgrind on the 2-core machine (s): unit train 437,
+# lang_engine 90, vis 89, lang_eval 52, ops 43, io_pth 41, protocol 37, lang_lex
+# 35, limits 32, image 30, zoo 29, others under 30; py network 472 (under load:
+# its 200 MB frames and stuck IOPub subscriber), faults 155, kernel 75, image_io
+# 73, limits 57, io_weights 41, the rest under 30.
+# Left to --valgrind-all: the pytest suites of PyTorch parity, visualisation,
+# training parity, the lecture notebooks, the browser and the live display,
+# 10-60 min each under valgrind, and the unit tests below, 2-20 min each
+# (training to an accuracy, convolutions split over memory budgets).
 VALGRIND_UNIT_SKIP='engine/train_and_evaluate|train/one_epoch_on_2000_images_reaches_70_percent|train/an_interrupted_run_keeps_a_usable_model|conv_winograd/budget_spans_chunks|builtin/reaches_90_percent_on_the_test_set'
-VALGRIND_PY_SET='^py_test_(cli|image_io|io_npy|io_weights|kernel|kernel_clients|kernel_conformance|kernel_wire|lang_kernel|limits|render|run|train_cli|soak|faults|network)$'
+VALGRIND_PY_SET='cli image_io io_npy io_weights kernel kernel_clients kernel_conformance kernel_wire lang_kernel limits render run train_cli soak faults network'
+VALGRIND_FIRST='py:network unit:test_train py:faults unit:test_lang_engine unit:test_vis py:kernel py:image_io py:limits unit:test_lang_eval'
 
 valgrind_all=0
-with_valgrind=0
 only=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --valgrind) with_valgrind=1 ;;
-    --valgrind-all) valgrind_all=1 with_valgrind=1 ;;
+    --valgrind) ;; # the default set since it holds every unit suite
+    --valgrind-all) valgrind_all=1 ;;
     --only) only+=("$2"); shift ;;
-    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "tests/run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -180,16 +168,13 @@ if wanted valgrind; then
   pys=$(ctest --test-dir build-mem -N -L py | sed -n 's/.*Test *#[0-9]*: py_test_//p')
   if [ $valgrind_all = 1 ]; then
     set_name=--valgrind-all VALGRIND_SKIP=''
-    pool=$(printf 'py:%s\n' $pys; printf 'unit:%s\n' $units)
-  elif [ $with_valgrind = 1 ]; then
-    set_name=--valgrind VALGRIND_SKIP=$VALGRIND_UNIT_SKIP
-    pool=$(printf 'py:%s\n' $pys | grep -E "^py:$(echo "$VALGRIND_PY_SET" | sed 's/^^py_test_//')"
-      printf 'unit:%s\n' $units)
+    all=$(printf 'py:%s\n' $pys; printf 'unit:%s\n' $units)
   else
-    set_name="CI set" VALGRIND_SKIP=$VALGRIND_UNIT_SKIP
-    pool=$(printf 'py:%s\n' $VALGRIND_CI_PY; printf 'unit:test_%s\n' $VALGRIND_CI_UNIT
-      printf 'py:%s\n' $VALGRIND_CI_PY_SHORT)
+    set_name="default set" VALGRIND_SKIP=$VALGRIND_UNIT_SKIP
+    all=$(printf 'py:%s\n' $VALGRIND_PY_SET; printf 'unit:%s\n' $units)
   fi
+  # The longest first, so that the two queues end together.
+  pool=$(printf '%s\n' $VALGRIND_FIRST | grep -xF "$all"; printf '%s\n' $all | grep -vxF "$(printf '%s\n' $VALGRIND_FIRST)")
   export VALGRIND_SKIP
   begin "valgrind memcheck ($set_name, $(echo "$pool" | wc -l) suites, $jobs at a time); logs in build-mem/memcheck/"
   rm -rf build-mem/memcheck/unit build-mem/memcheck/py
