@@ -6,7 +6,8 @@
 // Usage: node notebooks.js CONFIG.json
 //   CONFIG: {"url": "http://127.0.0.1:PORT", "token": "...", "out": "DIR",
 //            "notebooks": ["6.4-....ipynb", ...], "interruptIn": "6.4-....ipynb",
-//            "runTimeoutMs": 120000}
+//            "runTimeoutMs": 120000, "slow": 1}
+//   slow: multiplies every wait (a kernel under valgrind runs ~100x slower)
 // Writes DIR/results.json (what each notebook showed) and DIR/*.png screenshots;
 // tests/py/test_browser.py starts the server and asserts on results.json.
 // Exits 0 when the browser part ran to the end, even when a notebook failed:
@@ -101,13 +102,18 @@ async function collect(page) {
   });
 }
 
+// Every wait scales with cfg.slow (CNNLENS_TEST_SLOW of the pytest run).
+function ms(cfg, base) {
+  return base * (cfg.slow || 1);
+}
+
 async function runNotebook(page, cfg, name) {
   const result = { name, ok: false, cells: [], error: null, seconds: null, screenshot: null };
   const t0 = Date.now();
   try {
     const url = `${cfg.url}/notebooks/${encodeURIComponent(name)}?token=${cfg.token}`;
     await page.goto(url, { waitUntil: 'load', timeout: 30000 });
-    await waitKernelIdle(page, 60000);
+    await waitKernelIdle(page, ms(cfg, 60000));
     result.imagesBeforeRun = await page.locator('.output_area img').count();
     log(`${name}: kernel idle, Cell > Run All`);
     // The real menu, as a student clicks it.
@@ -121,8 +127,8 @@ async function runNotebook(page, cfg, name) {
       const code = window.Jupyter.notebook.get_cells().filter((c) => c.cell_type === 'code');
       return code.some((c) => c.input_prompt_number === '*') ||
         code.every((c) => typeof c.input_prompt_number === 'number');
-    }, null, { timeout: 5000, polling: 20 });
-    await waitCellsDone(page, 0, ncells, cfg.runTimeoutMs);
+    }, null, { timeout: ms(cfg, 5000), polling: 20 });
+    await waitCellsDone(page, 0, ncells, ms(cfg, cfg.runTimeoutMs));
     // Let the browser decode the last images before measuring them.
     await page.waitForFunction(() => [...document.querySelectorAll('.output_area img')]
       .every((i) => i.complete), null, { timeout: 10000 }).catch(() => {});
@@ -166,7 +172,7 @@ async function interruptTest(page, cfg) {
     // Interrupt only once the optimisation is under way, not while it loads.
     await page.waitForFunction((i) => window.Jupyter.notebook.get_cell(i).input_prompt_number === '*' &&
       document.querySelector('#kernel_indicator_icon').classList.contains('kernel_busy_icon'),
-    longIndex, { timeout: 10000, polling: 50 });
+    longIndex, { timeout: ms(cfg, 10000), polling: 50 });
     await page.waitForTimeout(2000);
     const stillRunning = await page.evaluate((i) =>
       window.Jupyter.notebook.get_cell(i).input_prompt_number === '*', longIndex);
@@ -174,11 +180,11 @@ async function interruptTest(page, cfg) {
     const t0 = Date.now();
     await page.click(INTERRUPT_BUTTON);
     log('interrupt: clicked the toolbar\'s interrupt button');
-    await waitCellsDone(page, longIndex, longIndex + 1, 30000);
+    await waitCellsDone(page, longIndex, longIndex + 1, ms(cfg, 30000));
     r.seconds = (Date.now() - t0) / 1000;
     log(`interrupt: the cell stopped ${r.seconds.toFixed(2)} s after the click`);
     const afterIndex = await typeAndRun(page, 'print "still here"');
-    await waitCellsDone(page, afterIndex, afterIndex + 1, 30000);
+    await waitCellsDone(page, afterIndex, afterIndex + 1, ms(cfg, 30000));
     const cells = await collect(page);
     r.cell = cells.find((c) => c.index === longIndex);
     r.after = cells.find((c) => c.index === afterIndex);

@@ -59,6 +59,9 @@ def start(timeout=TIMEOUT, **kw):
 
 
 def stop(km, kc, now=False):
+    # A kernel killed at once under valgrind leaves a log without its summary
+    # (conftest.py counts that as a failure): ask it to shut down instead.
+    now = now and not os.environ.get("CNNLENS_UNDER_VALGRIND")
     kc.stop_channels()
     if km.is_alive():
         km.shutdown_kernel(now=now)

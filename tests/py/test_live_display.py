@@ -19,7 +19,10 @@ from nbclient import NotebookClient
 
 import lens_client
 
-TIMEOUT = 60
+# Time limits scale with CNNLENS_TEST_SLOW (conftest.py: 100 under valgrind);
+# the latency bounds below with SLOW.
+SCALE = float(os.environ.get("CNNLENS_TEST_SLOW", "1"))
+TIMEOUT = 60 * SCALE
 EVERY = 0.3            # CL_SNAPSHOT_EVERY: the least time between two live pictures
 MAX_MSG = 100 * 1000   # each live picture stays under 100 kB, as base64 in its message
 RUN_SECONDS = 2.5      # how long the finishing runs are made to last
@@ -261,7 +264,7 @@ def test_nbclient_keeps_only_the_final_figures(kernel, long_steps):
                 seen.append(cell_index)
             return super().process_message(msg, cell, cell_index)
 
-    Watching(nb, timeout=120, kernel_name="cnnlens").execute()
+    Watching(nb, timeout=int(120 * SCALE), kernel_name="cnnlens").execute()
     assert set(seen) >= {1, 2, 3}, f"live pictures went by in cells {sorted(set(seen))}"
     check_saved(nb)
 
@@ -271,7 +274,7 @@ def test_cnnlens_run_keeps_only_the_final_figures(cnnlens_bin, long_steps, tmp_p
     nbformat.write(notebook(*lecture_cells(long_steps)), path)
     figs = tmp_path / "figs"
     r = subprocess.run([cnnlens_bin, "run", str(path), "-o", str(tmp_path / "out.ipynb"),
-                        "--figures", str(figs)], capture_output=True, text=True, timeout=300)
+                        "--figures", str(figs)], capture_output=True, text=True, timeout=300 * SCALE)
     assert r.returncode == 0, r.stderr
     out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     check_saved(out)
@@ -290,7 +293,7 @@ def test_occlusion_shows_the_rows_done_so_far(kernel, tmp_path):
     assert reply["status"] == "ok", reply.get("evalue")
     try:
         for stride in (32, 16, 8):  # the first run that lasts long enough to be watched
-            reply, msgs = execute(kc, f"show occlusion xi window 32 stride {stride}", timeout=600)
+            reply, msgs = execute(kc, f"show occlusion xi window 32 stride {stride}", timeout=600 * SCALE)
             assert reply["status"] == "ok", reply.get("evalue")
             if any("image/png" in m["content"]["data"] for m in displays(msgs)[:-1]):
                 break
@@ -315,7 +318,7 @@ def test_occlusion_shows_the_rows_done_so_far(kernel, tmp_path):
                 asked["at"] = time.time()
                 km.interrupt_kernel()
 
-        msgs = collect(kc, msg_id, timeout=600, on_msg=interrupt_at_first_picture)
+        msgs = collect(kc, msg_id, timeout=600 * SCALE, on_msg=interrupt_at_first_picture)
         reply = reply_of(kc, msg_id)
         assert "at" in asked and reply["ename"] == "KeyboardInterrupt"
         assert msgs[-1]["arrived"] - asked["at"] < 2.0 * SLOW

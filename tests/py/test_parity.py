@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from torch_ref import Lecture, save_safetensors
+from torch_ref import SIDE, Lecture, save_safetensors
 
 torch.set_num_threads(2)
 
@@ -292,8 +292,8 @@ def check_model(binary, arch, seed, size, fmt, nodes, grad_nodes, batch=1, rule=
 # ---- tests ----
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_resnet18_224(cnnlens_bin, seed):
-    check_model(cnnlens_bin, "resnet18", seed, 224, "zip", ["layer4", "layer2.1.bn2", "maxpool"],
+def test_resnet18_imagenet_size(cnnlens_bin, seed):
+    check_model(cnnlens_bin, "resnet18", seed, SIDE, "zip", ["layer4", "layer2.1.bn2", "maxpool"],
                 ["layer4", "layer3.0.downsample.1"])
 
 
@@ -312,14 +312,14 @@ def test_deeper_resnets(cnnlens_bin, arch):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_alexnet_224(cnnlens_bin, seed):
-    check_model(cnnlens_bin, "alexnet", seed, 224, "safetensors",
+def test_alexnet_imagenet_size(cnnlens_bin, seed):
+    check_model(cnnlens_bin, "alexnet", seed, SIDE, "safetensors",
                 ["features.11", "avgpool", "classifier.5"], ["features.11", "features.2"])
 
 
 @pytest.mark.parametrize("rule", ["guided", "deconv"])
 def test_alexnet_relu_rules(cnnlens_bin, rule):
-    check_model(cnnlens_bin, "alexnet", 4, 224, "safetensors", [], ["features.11"], rule=rule)
+    check_model(cnnlens_bin, "alexnet", 4, SIDE, "safetensors", [], ["features.11"], rule=rule)
 
 
 @pytest.mark.parametrize("arch", ["vgg11", "vgg13_bn"])

@@ -11,6 +11,7 @@ import nbformat
 import pytest
 
 SOURCE = os.environ.get("CNNLENS_SOURCE", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+SLOW = float(os.environ.get("CNNLENS_TEST_SLOW", "1"))  # sanitizer/valgrind runs (conftest.py)
 NOTEBOOKS = os.path.join(SOURCE, "notebooks")
 LECTURES = ["6.1-feature-maps.ipynb", "6.2-what-filters-learn.ipynb",
             "6.3-neurons-and-classes.ipynb", "6.4-gradcam-step-by-step.ipynb",
@@ -30,7 +31,7 @@ def test_lecture_notebook_runs_clean(cnnlens_bin, workdir, name):
     path = workdir / name
     out = workdir / ("out-" + name)
     r = subprocess.run([cnnlens_bin, "run", str(path), "-o", str(out), "--figures", str(workdir / "figs")],
-                       capture_output=True, text=True, timeout=300, cwd=workdir)
+                       capture_output=True, text=True, timeout=300 * SLOW, cwd=workdir)
     assert r.returncode == 0, r.stderr
     nb = nbformat.read(str(out), as_version=4)
     nbformat.validate(nb)
@@ -57,11 +58,11 @@ def test_lecture_6_4_matches_nbclient(cnnlens_bin, jupyter_path, workdir, monkey
     name = "6.4-gradcam-step-by-step.ipynb"
     nb = nbformat.read(str(workdir / name), as_version=4)
     ref = copy.deepcopy(nb)
-    NotebookClient(ref, kernel_name="cnnlens", timeout=120, record_timing=False,
+    NotebookClient(ref, kernel_name="cnnlens", timeout=int(120 * SLOW), record_timing=False,
                    resources={"metadata": {"path": str(workdir)}}).execute()
     ref = nbformat.reads(nbformat.writes(ref), as_version=4)
     r = subprocess.run([cnnlens_bin, "run", name, "-o", "ours.ipynb"], capture_output=True, text=True,
-                       timeout=300, cwd=workdir)
+                       timeout=300 * SLOW, cwd=workdir)
     assert r.returncode == 0, r.stderr
     ours = nbformat.read(str(workdir / "ours.ipynb"), as_version=4)
 

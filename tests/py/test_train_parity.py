@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch_ref import Lecture, load_safetensors, save_safetensors
 
 FASHION = "/usr/share/datasets/fashion-mnist"
+SLOW = float(os.environ.get("CNNLENS_TEST_SLOW", "1"))  # sanitizer/valgrind runs (conftest.py)
 
 
 def train_images(n):
@@ -38,7 +39,7 @@ def start(tmp_path):
 
 
 def run(cnnlens_bin, *args):
-    r = subprocess.run([cnnlens_bin, "train-builtin", *args], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([cnnlens_bin, "train-builtin", *args], capture_output=True, text=True, timeout=300 * SLOW)
     assert r.returncode == 0, r.stderr
     return r
 
@@ -98,7 +99,7 @@ def test_a_corrupt_dataset_folder_gives_a_clear_error(cnnlens_bin, tmp_path):
     (tmp_path / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03" + struct.pack(">III", 10, 28, 28) + b"\x01" * 100)
     (tmp_path / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01" + struct.pack(">I", 10) + bytes(10))
     r = subprocess.run([cnnlens_bin, "train-builtin", "--data", str(tmp_path), "--out", str(tmp_path / "o")],
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=60 * SLOW)
     assert r.returncode == 1
     assert "promises 7840 bytes of data but the file has 100" in r.stderr
     assert "train-images-idx3-ubyte" in r.stderr

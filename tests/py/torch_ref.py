@@ -4,11 +4,20 @@ safetensors files read and written by hand (the safetensors package is not
 installed).  It lives with the tests because the tests are what checks it
 against the engine; a benchmark then times the very model the tests compare."""
 import json
+import os
 import struct
 
 import numpy as np
 import torch
 import torch.nn as nn
+
+
+# Under valgrind (conftest.py sets CNNLENS_UNDER_VALGRIND) memcheck runs the
+# engine's arithmetic 50-100 times slower: the suites that push ImageNet-sized
+# inputs through the zoo use SIDE = 64 there instead of 224 -- the same code
+# paths and tolerances on a twelfth of the work (release and ASan keep 224).
+UNDER_VALGRIND = bool(os.environ.get("CNNLENS_UNDER_VALGRIND"))
+SIDE = 64 if UNDER_VALGRIND else 224
 
 
 class Lecture(nn.Module):
