@@ -1,3 +1,4 @@
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,13 @@ int app_kernel(int argc, char **argv)
             return kernel_usage(stderr), 2;
     }
     if (!conn) return kernel_usage(stderr), 2;
+    /* glibc raises its mmap threshold (up to 32 MiB) whenever a big block is
+     * freed, after which big images and PNGs come from the heap and, freed
+     * under a live block, stay resident: a kernel left running for a course
+     * would keep the high-water mark of its cells.  Pinning the threshold at
+     * glibc's default keeps big blocks mmapped, handed back on free. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
     kn_interp *interp = new_interp();
     if (!interp) {
         fprintf(stderr, "cnnlens kernel: out of memory\n");
