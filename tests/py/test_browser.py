@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from conftest import BUILD, SOURCE
+from conftest import BUILD, SLOW, SOURCE
 
 NOTEBOOKS = ["6.4-gradcam-step-by-step.ipynb", "6.5-gradcam-imagenet.ipynb"]
 FOLDERS = ["images", "labels"]
@@ -24,7 +24,6 @@ BROWSER_DIR = os.path.join(SOURCE, "tests", "browser")
 CHROMIUM = "/usr/bin/chromium"
 NOTEBOOK_SERVER = "/usr/bin/jupyter-notebook"
 HOW_TO_FIX = "run install/deps.sh (as root) to install it"
-SLOW = float(os.environ.get("CNNLENS_TEST_SLOW", "1"))  # sanitizer/valgrind runs (conftest.py)
 # The interrupt button's bound: 5 s, and 20 s when memcheck slows each step
 STOP_SECONDS = 5 * min(SLOW, 4)
 

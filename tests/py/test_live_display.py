@@ -18,10 +18,10 @@ import pytest
 from nbclient import NotebookClient
 
 import lens_client
+from conftest import SLOW as SCALE
 
 # Time limits scale with CNNLENS_TEST_SLOW (conftest.py: 100 under valgrind);
 # the latency bounds below with SLOW.
-SCALE = float(os.environ.get("CNNLENS_TEST_SLOW", "1"))
 TIMEOUT = 60 * SCALE
 EVERY = 0.3            # CL_SNAPSHOT_EVERY: the least time between two live pictures
 MAX_MSG = 100 * 1000   # each live picture stays under 100 kB, as base64 in its message

@@ -10,8 +10,9 @@ import subprocess
 import nbformat
 import pytest
 
+from conftest import SLOW  # sanitizer/valgrind runs
+
 SOURCE = os.environ.get("CNNLENS_SOURCE", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
-SLOW = float(os.environ.get("CNNLENS_TEST_SLOW", "1"))  # sanitizer/valgrind runs (conftest.py)
 NOTEBOOKS = os.path.join(SOURCE, "notebooks")
 LECTURES = ["6.1-feature-maps.ipynb", "6.2-what-filters-learn.ipynb",
             "6.3-neurons-and-classes.ipynb", "6.4-gradcam-step-by-step.ipynb",

@@ -11,10 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import SLOW  # sanitizer/valgrind runs
 from torch_ref import Lecture, load_safetensors, save_safetensors
 
 FASHION = "/usr/share/datasets/fashion-mnist"
-SLOW = float(os.environ.get("CNNLENS_TEST_SLOW", "1"))  # sanitizer/valgrind runs (conftest.py)
 
 
 def train_images(n):

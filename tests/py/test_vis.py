@@ -14,10 +14,9 @@ import torch
 import torch.nn as nn
 import torchvision
 
+from conftest import SLOW
 from test_render import scale_cam_image
 from torch_ref import SIDE, UNDER_VALGRIND, Lecture, save_safetensors
-
-SLOW = float(os.environ.get("CNNLENS_TEST_SLOW", "1"))  # sanitizer/valgrind runs (conftest.py)
 
 torch.set_num_threads(2)
 
