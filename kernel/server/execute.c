@@ -159,8 +159,8 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* A cell that worked on big images or tensors leaves their freed memory in
- * malloc's heaps (glibc raises its mmap threshold after freeing a big block),
+/* A cell that worked on many small buffers leaves their freed memory in
+ * malloc's heaps (big blocks are mmapped: cmd_kernel.c pins the threshold),
  * so a kernel left running for a course would keep the high-water mark of
  * every cell.  Handing free pages back after any cell that ran a while costs
  * a fraction of that cell; quick cells (a millisecond) skip it. */
