@@ -383,6 +383,31 @@ static int is_word_node(const ps_node *a)
     return a->kind == PN_NAME && !a->paren;
 }
 
+/* Takes x; gives it back if its kind is one the argument accepts, else
+ * reports the mismatch at a and frees x.  Every way a value reaches a
+ * command (a word, an expression, a nested command) goes through here, so a
+ * command can trust its table entry. */
+static lv_value *check_kind(ev_ctx *E, const lc_verb *v, const lc_arg *spec, lv_value *x,
+                            const ps_node *a)
+{
+    unsigned ty = spec->types;
+    unsigned bit = 1u << x->kind;
+    if (x->kind == LV_STR && (ty & LA_WORD)) bit = LA_STR;
+    if (!(ty & bit) && !(x->kind == LV_STR && (ty & LA_WORD))) {
+        char want[128];
+        lc_types_text(ty, want, sizeof want);
+        const char *got = lv_type_name(x);
+        lv_unref(x);
+        return fail(E, a, CL_ETYPE, "%s: %s must be %s, got %s", v->name, spec->name, want, got);
+    }
+    if (x->kind == LV_NUM && (ty & LA_INT) && !whole(x->num)) {
+        lv_unref(x);
+        return fail(E, a, CL_ETYPE, "%s: %s must be a whole number, got a fraction", v->name,
+                    spec->name);
+    }
+    return x;
+}
+
 /* Evaluates one argument against its table entry, checking its type. */
 static lv_value *eval_arg(ev_ctx *E, const lc_verb *v, const lc_arg *spec, const ps_node *a)
 {
@@ -401,21 +426,7 @@ static lv_value *eval_arg(ev_ctx *E, const lc_verb *v, const lc_arg *spec, const
         x = ev_eval(E, a);
         if (!x) return NULL;
     }
-    unsigned bit = 1u << x->kind;
-    if (x->kind == LV_STR && (ty & LA_WORD)) bit = LA_STR;
-    if (!(ty & bit) && !(x->kind == LV_STR && (ty & LA_WORD))) {
-        char want[128];
-        lc_types_text(ty, want, sizeof want);
-        const char *got = lv_type_name(x);
-        lv_unref(x);
-        return fail(E, a, CL_ETYPE, "%s: %s must be %s, got %s", v->name, spec->name, want, got);
-    }
-    if (x->kind == LV_NUM && (ty & LA_INT) && !whole(x->num)) {
-        lv_unref(x);
-        return fail(E, a, CL_ETYPE, "%s: %s must be a whole number, got a fraction", v->name,
-                    spec->name);
-    }
-    return x;
+    return check_kind(E, v, spec, x, a);
 }
 
 static int option_of(const lc_verb *v, const char *name)
@@ -613,6 +624,11 @@ static lv_value *run_verb(ev_ctx *E, const lc_verb *v, const ps_node *cmd, int f
             free_call(&c);
             return fail(E, k[start], CL_ETYPE, "%s gives no value that %s could use", name,
                         v->name);
+        }
+        /* bind only starts a nested command in a free positional slot. */
+        if (!(inner = check_kind(E, v, lc_arg_at(v, posi), inner, k[start]))) {
+            free_call(&c);
+            return NULL;
         }
         c.v[posi] = inner;
         c.line[posi] = k[start]->line;

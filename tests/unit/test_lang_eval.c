@@ -271,6 +271,17 @@ Test(eval, reductions_and_elementwise)
     fails("pool m size 3", "ValueError", "bigger than");
 }
 
+/* A nested command's value meets the same type check as a written one: the
+ * fuzzer found `shape model fashion` reading a model as a tensor. */
+Test(eval, a_nested_commands_value_is_type_checked)
+{
+    ok("sum ones 2 3");
+    cr_assert_str_eq(result_text(), "6");
+    fails("shape model fashion", "TypeError",
+          "shape: x must be an image, tensor, number, heatmap or picture, got model");
+    fails("gradcam model fashion", "TypeError", "gradcam: x must be an image or tensor, got model");
+}
+
 Test(eval, seed_makes_random_results_reproducible)
 {
     ok("seed 42\na = rand 3 3\nb = randn 2 2");
