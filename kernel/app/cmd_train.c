@@ -7,13 +7,13 @@
  *        [--limit N] [--data fashion|mnist|DIR] [--weights FILE] [--no-shuffle]
  *        [--no-eval] [--quiet] [--keep-conv-bias]
  *   cnnlens train-builtin --dump-grads DIR [--weights FILE] [--batch B] [--data ...]
- *   cnnlens train-builtin --evaluate-only [--weights FILE] [--data ...]
+ *   cnnlens train-builtin --evaluate-only [--weights FILE] [--limit N] [--data ...]
  *
  * --dump-grads writes the gradients of the mean cross-entropy on the first B
  * training images (as loss.backward() would leave them) to DIR/PARAM.npy and
  * the loss to DIR/loss.npy, for the PyTorch parity tests.  --evaluate-only
  * prints the test accuracy and confusion matrix of --weights (or of the
- * fresh initialisation).  Ctrl-C stops
+ * fresh initialisation), on the first N test images with --limit N.  Ctrl-C stops
  * training after the current batch; the weights are then not written (an
  * interrupted run is not the reproducible model).  After training, the conv
  * biases are folded into dense1.bias (see fold_conv_biases) unless
@@ -55,6 +55,7 @@ static int usage(void)
         "         [--limit N] [--data fashion|mnist|DIR] [--weights FILE] [--no-shuffle]\n"
         "         [--no-eval] [--quiet] [--keep-conv-bias]\n"
         "       cnnlens train-builtin --dump-grads DIR [--weights FILE] [--batch B]\n"
+        "       cnnlens train-builtin --evaluate-only [--weights FILE] [--limit N]\n"
         "Trains the lecture CNN (models/README.md gives the command of the shipped model).\n");
     return 2;
 }
@@ -85,9 +86,10 @@ static int parse_value(tb_opts *o, const char *a, const char *v)
         o->t.epochs = (int)strtol(v, &end, 10);
     else if (!strcmp(a, "--batch"))
         o->t.batch = (int)strtol(v, &end, 10);
-    else if (!strcmp(a, "--limit"))
+    else if (!strcmp(a, "--limit")) {
         o->t.limit = strtoll(v, &end, 10);
-    else if (!strcmp(a, "--lr"))
+        if (o->t.limit < 0) return -1;
+    } else if (!strcmp(a, "--lr"))
         o->t.lr = strtof(v, &end);
     else if (!strcmp(a, "--momentum"))
         o->t.momentum = strtof(v, &end);
@@ -196,7 +198,9 @@ static int evaluate(net *m, const tb_opts *o, cl_err *err)
     ds_dataset *test = ds_open(o->data, "test", err);
     if (!test) return -1;
     trn_eval ev;
-    int rc = trn_evaluate(m, test, 500, 0, NULL, &ev, err);
+    /* --limit bounds the training images; alone with --evaluate-only it
+     * bounds the test images (a quick check, and the valgrind test run). */
+    int rc = trn_evaluate(m, test, 500, o->confusion ? o->t.limit : 0, NULL, &ev, err);
     if (!rc)
         printf("test accuracy %.2f%% (%lld/%lld), loss %.4f\n", 100.0 * ev.accuracy,
                (long long)ev.correct, (long long)ev.count, ev.loss);

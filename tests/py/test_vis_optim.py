@@ -8,10 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import VALGRIND
 from test_vis import Xoshiro, make_model, probe
 from torch_ref import Lecture, load_safetensors, save_safetensors
 
 torch.set_num_threads(2)
+# How many units each maximisation test climbs: under memcheck a unit-step
+# costs about 0.2 s, so a few units there (the same loop), all of them elsewhere.
+CONV2_FILTERS, DENSE_NEURONS, CLASSES = (4, 3, 3) if VALGRIND else (14, 9, 10)
 SOURCE = os.environ.get("CNNLENS_SOURCE", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
 
@@ -45,15 +49,15 @@ def unit_values(model, layer, x, units):
     return a[torch.arange(len(units)), torch.tensor(units)].numpy()
 
 
-def test_fourteen_conv2_filters_rise_and_beat_random_images(cnnlens_bin, fashion, tmp_path):
+def test_conv2_filters_rise_and_beat_random_images(cnnlens_bin, fashion, tmp_path):
     model, wpath = fashion
-    units = list(range(14))
-    info, out = probe(cnnlens_bin, "maximize", tmp_path, "fashion", wpath, layer="conv2", units="0..13",
-                      steps=200, lr=0.1, seed=7)
+    units = list(range(CONV2_FILTERS))
+    info, out = probe(cnnlens_bin, "maximize", tmp_path, "fashion", wpath, layer="conv2",
+                      units=f"0..{CONV2_FILTERS - 1}", steps=200, lr=0.1, seed=7)
     first = np.array(info["first"], float)
     final = np.array(info["objective"], float)
     x = np.load(out + ".npy")
-    assert x.shape == (14, 1, 28, 28)
+    assert x.shape == (CONV2_FILTERS, 1, 28, 28)
     assert (final - first).mean() > 0 and (final > first).all()
     # The C side's own measure agrees with PyTorch on the images it returns.
     assert np.allclose(unit_values(model, "conv2", x, units), final, rtol=1e-4, atol=1e-4)
@@ -67,11 +71,11 @@ def test_fourteen_conv2_filters_rise_and_beat_random_images(cnnlens_bin, fashion
 
 
 def test_dense_neurons_rise(cnnlens_bin, fashion, tmp_path):
-    info, out = probe(cnnlens_bin, "maximize", tmp_path, "fashion", fashion[1], layer="dense1", units="0..8",
-                      steps=100, jitter=1, blur_every=10, tv=0.001, seed=2)
+    info, out = probe(cnnlens_bin, "maximize", tmp_path, "fashion", fashion[1], layer="dense1",
+                      units=f"0..{DENSE_NEURONS - 1}", steps=100, jitter=1, blur_every=10, tv=0.001, seed=2)
     first, final = np.array(info["first"], float), np.array(info["objective"], float)
     assert (final - first).mean() > 0
-    assert np.allclose(unit_values(fashion[0], "dense1", np.load(out + ".npy"), list(range(9))), final,
+    assert np.allclose(unit_values(fashion[0], "dense1", np.load(out + ".npy"), list(range(DENSE_NEURONS))), final,
                        rtol=1e-4, atol=1e-4)
 
 
@@ -79,14 +83,14 @@ def test_l1_leaves_most_pixels_without_ink(cnnlens_bin, fashion, tmp_path):
     """The slide's argmax y_i - l1 sum|x_ij|, in the valid range [0, 1]."""
     model, wpath = fashion
     l1 = 0.002
-    info, out = probe(cnnlens_bin, "maximize", tmp_path, "fashion", wpath, layer="output", units="0..9",
-                      steps=200, lr=0.05, l1=l1, lo=0, hi=1, init="zeros")
+    info, out = probe(cnnlens_bin, "maximize", tmp_path, "fashion", wpath, layer="output",
+                      units=f"0..{CLASSES - 1}", steps=200, lr=0.05, l1=l1, lo=0, hi=1, init="zeros")
     x = np.load(out + ".npy")
     assert x.min() >= 0 and x.max() <= 1
     # From a blank image, the penalised objective y_i - l1 sum|x| rises for every class.
     first, final = np.array(info["first"], float), np.array(info["objective"], float)
-    assert (final - l1 * np.abs(x).reshape(10, -1).sum(1) > first).all()
-    for j in range(10):
+    assert (final - l1 * np.abs(x).reshape(CLASSES, -1).sum(1) > first).all()
+    for j in range(CLASSES):
         assert (x[j] == 0).mean() > 0.5, (j, (x[j] == 0).mean())
 
 
