@@ -8,14 +8,15 @@
 #             workers too) and pytest suites with the kernel under valgrind
 #             (tests/valgrind-kernel.sh), $(nproc) suites at a time; zero errors and no
 #             definite leaks allowed.  Two sets (times on the 2-core dev machine):
-#               default         (CI) every Criterion suite but the four training
-#                               tests of VALGRIND_UNIT_SKIP, and the pytest suites
+#               default         (CI) every Criterion test, and the pytest suites
 #                               of VALGRIND_PY_SET: the kernel through jupyter_client
 #                               (messages, wire, conformance, clients, network, faults,
 #                               limits, soak), the CLI, the file readers, PyTorch
-#                               parity and the visualisation methods (at 64x64 under
-#                               valgrind), the browser; about 40 min
-#               --valgrind-all  every unit test and every pytest suite (hours)
+#                               parity, the visualisation methods and optimisations,
+#                               training parity (smaller inputs under valgrind), the
+#                               browser; about 50 min
+#               --valgrind-all  also the suites that run the whole lecture
+#                               notebooks (notebooks, run_lecture, live_display; hours)
 #   fuzz      fuzz/run.sh: every libFuzzer target for a fixed budget (~3 min).
 # Exits non-zero on any failure.
 #
@@ -32,19 +33,20 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # The valgrind default set (CI): every Criterion suite but the tests of
 # VALGRIND_UNIT_SKIP, and the pytest suites of VALGRIND_PY_SET.  The pool starts
 # the suites in VALGRIND_FIRST order (the longest first), then the rest.
-# Measured alone under valgrind on the 2-core machine (s): unit train 437,
-# lang_engine 90, vis 89, lang_eval 52, ops 43, io_pth 41, protocol 37, lang_lex
-# 35, limits 32, image 30, zoo 29, others under 30; py vis 1072, parity 598,
-# network 472 (under load: its 200 MB frames and stuck IOPub subscriber),
-# parity_vgg 297, faults 155, kernel 75, image_io 73, limits 57, browser 51,
-# io_weights 41, the rest under 30.
-# Left to --valgrind-all: the pytest suites that run whole lecture notebooks or
-# long optimisations (notebooks, run_lecture, live_display: over 50 min each;
-# vis_optim, train_parity: over 20 min each), and the four unit tests below that
-# train or evaluate the lecture CNN to an accuracy (2-20 min each).
-VALGRIND_UNIT_SKIP='engine/train_and_evaluate|train/one_epoch_on_2000_images_reaches_70_percent|train/an_interrupted_run_keeps_a_usable_model|builtin/reaches_90_percent_on_the_test_set'
-VALGRIND_PY_SET='cli image_io io_npy io_weights kernel kernel_clients kernel_conformance kernel_wire lang_kernel limits render run train_cli soak faults network parity parity_vgg vis browser'
-VALGRIND_FIRST='py:vis py:parity py:network unit:test_train py:parity_vgg py:faults unit:test_lang_engine unit:test_vis py:kernel py:image_io py:limits unit:test_lang_eval'
+# Measured alone under valgrind on the 2-core machine (s): unit train 1580
+# (the two training tests 695 and 503 of it), lang_engine 200, vis 89, lang_eval
+# 52, ops 43, io_pth 41, protocol 37, lang_lex 35, limits 32, image 30, zoo 29,
+# others under 30; py vis 1072, parity 598, network 472 (under load: its 200 MB
+# frames and stuck IOPub subscriber), vis_optim 417, parity_vgg 297,
+# train_parity 276, faults 155, kernel 75, image_io 73, limits 57, browser 51,
+# io_weights 41, the rest under 30.  Unit tests and pytest suites that would take
+# too long under memcheck do less work there (CNNLENS_UNDER_VALGRIND: 64x64
+# images, 1000 test images, fewer units), with the same checks.
+# Left to --valgrind-all: the pytest suites that run whole lecture notebooks
+# (notebooks, run_lecture, live_display: over 50 min each).
+VALGRIND_UNIT_SKIP=''
+VALGRIND_PY_SET='cli image_io io_npy io_weights kernel kernel_clients kernel_conformance kernel_wire lang_kernel limits render run train_cli soak faults network parity parity_vgg vis vis_optim train_parity browser'
+VALGRIND_FIRST='unit:test_train py:vis py:parity py:network py:vis_optim py:parity_vgg py:train_parity unit:test_lang_engine py:faults unit:test_vis unit:test_train_builtin py:kernel py:image_io py:limits unit:test_lang_eval'
 
 valgrind_all=0
 only=()
@@ -53,7 +55,7 @@ while [ $# -gt 0 ]; do
     --valgrind) ;; # the default set since it holds every unit suite
     --valgrind-all) valgrind_all=1 ;;
     --only) only+=("$2"); shift ;;
-    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "tests/run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -97,7 +99,8 @@ valgrind_unit() {
   [ -n "${VALGRIND_SKIP:-}" ] && filter=(--filter "!($VALGRIND_SKIP)")
   rm -rf "$logs" && mkdir -p "$logs"
   t0=$(date +%s)
-  if ! valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
+  # CNNLENS_UNDER_VALGRIND: tests that would take too long under memcheck do less work.
+  if ! CNNLENS_UNDER_VALGRIND=1 valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
       --errors-for-leak-kinds=definite --show-leak-kinds=definite --track-fds=no \
       --trace-children=yes --fair-sched=yes --num-callers=30 --suppressions=tests/valgrind.supp \
       --log-file="$logs/vg.%p.log" "$exe" --verbose=0 -j1 "${filter[@]}" >"$logs/output.txt" 2>&1; then
