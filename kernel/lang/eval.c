@@ -391,9 +391,7 @@ static lv_value *check_kind(ev_ctx *E, const lc_verb *v, const lc_arg *spec, lv_
                             const ps_node *a)
 {
     unsigned ty = spec->types;
-    unsigned bit = 1u << x->kind;
-    if (x->kind == LV_STR && (ty & LA_WORD)) bit = LA_STR;
-    if (!(ty & bit) && !(x->kind == LV_STR && (ty & LA_WORD))) {
+    if (!(ty & (1u << x->kind)) && !(x->kind == LV_STR && (ty & LA_WORD))) {
         char want[128];
         lc_types_text(ty, want, sizeof want);
         const char *got = lv_type_name(x);
