@@ -129,6 +129,24 @@ valgrind_py() {
   echo "   $name: passed, $(($(date +%s) - t0))s, $(tail -1 "$logs/summary.txt" | sed 's/^ *//')"
 }
 
+# tests/third_party/zmq_unflushed_frame leaks as libzmq 4.3.4 does in the
+# kernel; under valgrind with tests/valgrind.supp it must be clean.  Says so
+# when the leak is gone (a newer libzmq), as the suppression can then go.
+check_zmq_suppression() {
+  local log=build-mem/memcheck/zmq_unflushed_frame.log
+  if ! valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
+      --errors-for-leak-kinds=definite --suppressions=tests/valgrind.supp --log-file="$log" \
+      build-mem/tests/zmq_unflushed_frame; then
+    echo "---- tests/valgrind.supp no longer covers libzmq's leak of unflushed frames:"; cat "$log"
+    return 1
+  fi
+  if grep -q "suppressed: [1-9]" "$log"; then
+    echo "   libzmq's leak of unflushed frames: reproduced, suppressed by tests/valgrind.supp"
+  else
+    echo "   note: libzmq no longer leaks unflushed frames; remove its entry from tests/valgrind.supp"
+  fi
+}
+
 # One job of the valgrind pool: unit:<suite> or py:<suite>.
 valgrind_job() {
   case "$1" in
@@ -158,6 +176,9 @@ if wanted asan; then
   rm -rf build-asan/memcheck
   # conftest.py adds log_path for the pytest suites; a Criterion suite's report
   # goes to its output, and abort_on_error fails it.
+  # tests/lsan.supp: a libzmq leak (see tests/valgrind.supp); its reproducer must run clean.
+  export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+  ASAN_OPTIONS=detect_leaks=1 build-asan/tests/zmq_unflushed_frame
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     CNNLENS_MEMCHECK_ROOT="$PWD/build-asan/memcheck" CNNLENS_SOAK_N="${CNNLENS_SOAK_N:-2000}" \
     ctest --test-dir build-asan --output-on-failure -j1
@@ -184,6 +205,7 @@ if wanted valgrind; then
   begin "valgrind memcheck ($set_name, $(echo "$pool" | wc -l) suites, $jobs at a time); logs in build-mem/memcheck/"
   rm -rf build-mem/memcheck/unit build-mem/memcheck/py
   mkdir -p build-mem/memcheck/unit build-mem/memcheck/py
+  check_zmq_suppression
   echo "$pool" | xargs -P"$jobs" -I{} bash -c 'valgrind_job "$1"' _ {}
   check_valgrind_logs build-mem/memcheck
   end "valgrind ($set_name)"

@@ -78,6 +78,10 @@ if SANITIZED or VALGRIND:
         ubsan = "print_stacktrace=1:halt_on_error=1:log_path=" + os.path.join(MEMCHECK_DIR, "ubsan")
         os.environ["ASAN_OPTIONS"] = ":".join(x for x in (os.environ.get("ASAN_OPTIONS"), asan) if x)
         os.environ["UBSAN_OPTIONS"] = ":".join(x for x in (os.environ.get("UBSAN_OPTIONS"), ubsan) if x)
+        if "suppressions=" not in os.environ.get("LSAN_OPTIONS", ""):
+            # a libzmq leak, not cnnlens's (tests/lsan.supp says why)
+            supp = "suppressions=" + os.path.join(os.path.dirname(__file__), "..", "lsan.supp")
+            os.environ["LSAN_OPTIONS"] = ":".join(x for x in (os.environ.get("LSAN_OPTIONS"), supp) if x)
 
 # How many times slower than a release build the binary under test runs; tests
 # multiply their time limits by CNNLENS_TEST_SLOW (set here unless given).
