@@ -64,6 +64,9 @@ def _truthy(v):
 
 SANITIZED = _truthy(os.environ.get("CNNLENS_SANITIZE"))
 VALGRIND = os.path.basename(BIN) == "valgrind-kernel.sh"
+# Memory is measured on the plain build only: ASan's quarantine and valgrind
+# hold freed memory on purpose (their leak checkers cover those builds).
+NATIVE = not (SANITIZED or VALGRIND)
 MEMCHECK_DIR = None
 if SANITIZED or VALGRIND:
     # One fresh folder per session, under CNNLENS_MEMCHECK_ROOT if given (run.sh keeps them).

@@ -17,8 +17,8 @@ from jupyter_client.connect import write_connection_file
 
 import lens_client
 
-# sanitizer and valgrind runs are slower (conftest.py sets CNNLENS_TEST_SLOW)
-SLOW = float(os.environ.get("CNNLENS_TEST_SLOW", "1"))
+from conftest import SLOW  # sanitizer and valgrind runs are slower
+
 TIMEOUT = 10 * SLOW
 
 

@@ -5,7 +5,6 @@ comms, shutdown and restart, and memory over 1000 executes."""
 import base64
 import os
 import signal
-import socket
 import struct
 import time
 

@@ -17,7 +17,9 @@ from jupyter_client.manager import KernelManager
 
 import lens_client
 
-TIMEOUT = 30 * float(os.environ.get("CNNLENS_TEST_SLOW", "1"))  # sanitizer/valgrind runs
+from conftest import SLOW  # sanitizer and valgrind runs are slower
+
+TIMEOUT = 30 * SLOW
 ENV = {"CNNLENS_MAX_IMAGE_PIXELS": "10k", "CNNLENS_MAX_MESSAGE_BYTES": "1M"}
 
 

@@ -14,12 +14,9 @@ import zmq
 
 import lens_client
 
-# sanitizer and valgrind runs are slower (conftest.py sets CNNLENS_TEST_SLOW)
-SLOW = float(os.environ.get("CNNLENS_TEST_SLOW", "1"))
+from conftest import NATIVE, SLOW  # sanitizer and valgrind runs are slower
+
 TIMEOUT = 10 * SLOW
-# memory is measured on the plain build only (ASan's quarantine and valgrind hold freed memory)
-NATIVE = (os.environ.get("CNNLENS_SANITIZE", "0").upper() in ("0", "", "FALSE", "OFF")
-          and os.path.basename(os.environ.get("CNNLENS_BIN", "")) != "valgrind-kernel.sh")
 
 
 Kernel = lens_client.Kernel

@@ -4,7 +4,6 @@ error and with every figure it promises, in under a minute; the .ipynb files
 up to date with their Markdown sources; and `cnnlens grade` on a folder of
 student submissions, good, failing, broken and hanging."""
 import csv
-import json
 import os
 import re
 import shutil
@@ -16,7 +15,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-SLOW = float(os.environ.get("CNNLENS_TEST_SLOW", "1"))  # sanitizer/valgrind runs (conftest.py)
+from conftest import SLOW  # sanitizer and valgrind runs are slower
+
 SOURCE = os.environ.get("CNNLENS_SOURCE", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 NOTEBOOKS = os.path.join(SOURCE, "notebooks")
 LECTURES = sorted(f for f in os.listdir(NOTEBOOKS) if re.match(r"6\.\d-.*\.ipynb$", f))

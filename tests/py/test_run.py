@@ -3,12 +3,10 @@ FILE-N.png, notebooks executed in-process and stored as nbclient stores them
 (validated with nbformat and compared with nbclient driving the real kernel)."""
 import copy
 import json
-import os
 import subprocess
 
 import cv2
 import nbformat
-import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 SLIDE = ("img = [1 0 0 0 0 1; 0 1 0 0 1 0; 0 0 1 1 0 0; 1 0 0 0 1 0; 0 1 0 0 1 0; 0 0 1 0 1 0]\n"

@@ -18,14 +18,11 @@ import jupyter_client.session
 import pytest
 from jupyter_client.manager import KernelManager
 
-# sanitizer and valgrind runs are slower (conftest.py sets CNNLENS_TEST_SLOW)
-TIMEOUT = 20 * float(os.environ.get("CNNLENS_TEST_SLOW", "1"))
+from conftest import NATIVE, SLOW  # sanitizer and valgrind runs are slower
+
+TIMEOUT = 20 * SLOW
 N = int(os.environ.get("CNNLENS_SOAK_N", "10000"))
 WINDOW = 8  # quick executes in flight at once
-# memory is measured on the plain build only: ASan's quarantine and valgrind
-# hold freed memory on purpose (their leak checkers cover those builds)
-NATIVE = (os.environ.get("CNNLENS_SANITIZE", "0").upper() in ("0", "", "FALSE", "OFF")
-          and os.path.basename(os.environ.get("CNNLENS_BIN", "")) != "valgrind-kernel.sh")
 
 SETUP = """m = model fashion
 x = sample fashion test 17
