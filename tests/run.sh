@@ -130,17 +130,19 @@ valgrind_py() {
 }
 
 # tests/third_party/zmq_unflushed_frame leaks as libzmq 4.3.4 does in the
-# kernel; under valgrind with tests/valgrind.supp it must be clean.  Says so
-# when the leak is gone (a newer libzmq), as the suppression can then go.
+# kernel; run as the kernel is (tests/valgrind-kernel.sh, tests/valgrind.supp)
+# it must be clean.  Says so when the leak is gone (a newer libzmq), as the
+# suppression can then go.
 check_zmq_suppression() {
-  local log=build-mem/memcheck/zmq_unflushed_frame.log
-  if ! valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \
-      --errors-for-leak-kinds=definite --suppressions=tests/valgrind.supp --log-file="$log" \
-      build-mem/tests/zmq_unflushed_frame; then
-    echo "---- tests/valgrind.supp no longer covers libzmq's leak of unflushed frames:"; cat "$log"
+  local logs=build-mem/memcheck/zmq_unflushed_frame
+  rm -rf "$logs" && mkdir -p "$logs"
+  if ! CNNLENS_VALGRIND_TARGET=build-mem/tests/zmq_unflushed_frame CNNLENS_MEMCHECK_DIR="$logs" \
+      tests/valgrind-kernel.sh; then
+    echo "---- tests/valgrind.supp no longer covers libzmq's leak of unflushed frames:"
+    cat "$logs"/vg.*.log
     return 1
   fi
-  if grep -q "suppressed: [1-9]" "$log"; then
+  if grep -q "suppressed: [1-9]" "$logs"/vg.*.log; then
     echo "   libzmq's leak of unflushed frames: reproduced, suppressed by tests/valgrind.supp"
   else
     echo "   note: libzmq no longer leaks unflushed frames; remove its entry from tests/valgrind.supp"
@@ -177,10 +179,11 @@ if wanted asan; then
   # conftest.py adds log_path for the pytest suites; a Criterion suite's report
   # goes to its output, and abort_on_error fails it.
   # tests/lsan.supp: a libzmq leak (see tests/valgrind.supp); its reproducer must run clean.
-  export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-  ASAN_OPTIONS=detect_leaks=1 build-asan/tests/zmq_unflushed_frame
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    CNNLENS_MEMCHECK_ROOT="$PWD/build-asan/memcheck" CNNLENS_SOAK_N="${CNNLENS_SOAK_N:-2000}" \
+  lsan="suppressions=$PWD/tests/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+  LSAN_OPTIONS=$lsan ASAN_OPTIONS=detect_leaks=1 build-asan/tests/zmq_unflushed_frame
+  LSAN_OPTIONS=$lsan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 CNNLENS_MEMCHECK_ROOT="$PWD/build-asan/memcheck" \
+    CNNLENS_SOAK_N="${CNNLENS_SOAK_N:-2000}" \
     ctest --test-dir build-asan --output-on-failure -j1
   end "tests (ASan + UBSan)"
 fi
