@@ -2,6 +2,18 @@
 
 #include <time.h>
 
+static _Thread_local atomic_int *bound_cancel;
+
+void cl_cancel_bind(atomic_int *flag)
+{
+    bound_cancel = flag;
+}
+
+int cl_cancel_requested(void)
+{
+    return bound_cancel && atomic_load_explicit(bound_cancel, memory_order_relaxed);
+}
+
 int cl_progress_cancelled(const cl_progress *p)
 {
     return p && p->cancel && atomic_load_explicit(p->cancel, memory_order_relaxed);

@@ -73,6 +73,15 @@ void cl_progress_snapshot(const cl_progress *p, const cl_snapshot *s, double *cl
  * nothing to describe). */
 void cl_progress_offer(const cl_progress *p, const cl_snapshot *s, double *clock);
 
+/* The cancel flag of the work this thread is doing, for code too deep to be
+ * handed a cl_progress: encoding the PNG of a 16-megapixel picture takes
+ * seconds, under any of a dozen display paths.  The language binds its
+ * session's flag for the length of a cell (NULL unbinds); the flag stays the
+ * binder's. */
+void cl_cancel_bind(atomic_int *flag);
+/* 1 if this thread's bound flag is set. */
+int cl_cancel_requested(void);
+
 /* Wall-clock seconds (CLOCK_MONOTONIC) from an arbitrary start. */
 double cl_progress_now(void);
 

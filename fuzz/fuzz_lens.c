@@ -72,14 +72,23 @@ static char *on_input(void *ctx, const char *prompt, int password)
 }
 
 /* Limits well under libFuzzer's 1 GiB malloc limit, so that any allocation
- * past it is a size check missing, not a big value the limits allow. */
+ * past it is a size check missing, not a big value the limits allow.  They
+ * are also small enough for libFuzzer's time limit (10 s an input) to mean
+ * "a cell ignored the interrupt": the watchdog stops a cell between two
+ * commands and inside every long loop, but one pass over a tensor, a picture
+ * or a model's weights runs to its end, and under coverage instrumentation
+ * such a pass is 10-30x slower than in a release build (`rand 4000 4000`,
+ * 64 MB, took 3.4 s here, and CI machines are up to 3x slower; AlexNet's
+ * 244 MB of weights took 4 s).  So: tensors up
+ * to 32 MiB, pictures up to 4 megapixels, models up to 64 MiB (the lecture
+ * CNN and resnet18; bigger ones exercise the refusal). */
 static void fuzz_limits(void)
 {
     static const struct {
         lim_id id;
         int64_t value;
     } lims[] = {
-        {LIM_TENSOR_BYTES, 256 << 20}, {LIM_MODEL_BYTES, 256 << 20}, {LIM_IMAGE_PIXELS, 16000000}};
+        {LIM_TENSOR_BYTES, 32 << 20}, {LIM_MODEL_BYTES, 64 << 20}, {LIM_IMAGE_PIXELS, 4000000}};
     for (size_t i = 0; i < sizeof lims / sizeof *lims; i++)
         if (lim_set(lims[i].id, lims[i].value, NULL)) abort(); /* the harness cannot run */
 }

@@ -686,9 +686,17 @@ static int do_conv(lc_call *c, lv_value **out, cl_err *err)
             return -1;
         }
     } else {
+        /* A big image and a big filter make hours of work in this plain loop
+         * (it is the slide's arithmetic, not the engine's conv): every
+         * window checks for an interrupt. */
         for (int64_t oy = 0; oy < g.oh; oy++)
-            for (int64_t ox = 0; ox < g.ow; ox++)
+            for (int64_t ox = 0; ox < g.ow; ox++) {
+                if (ss_cancelled(c->s)) {
+                    tn_free(m);
+                    return cl_err_set(err, CL_EINTERRUPT, "interrupted by the user");
+                }
                 m->data[oy * g.ow + ox] = conv_at(&g, x->data, f->data, oy, ox);
+            }
     }
     return (*out = lv_tensor(m)) ? 0 : oom(err);
 }
@@ -719,6 +727,11 @@ static int do_pool(lc_call *c, lv_value **out, cl_err *err)
     for (int64_t ch = 0; ch < C; ch++)
         for (int64_t y = 0; y < oh; y++)
             for (int64_t x = 0; x < ow; x++) {
+                /* Windows may overlap (stride < size): as slow as conv. */
+                if (ss_cancelled(c->s)) {
+                    tn_free(r);
+                    return cl_err_set(err, CL_EINTERRUPT, "interrupted by the user");
+                }
                 double acc = avg ? 0 : -INFINITY;
                 for (int64_t i = 0; i < k; i++)
                     for (int64_t j = 0; j < k; j++) {
@@ -928,8 +941,7 @@ static int do_require(lc_call *c, lv_value **out, cl_err *err)
     if (access(path, R_OK) == 0) return 0;
     char line[1200];
     if (hint)
-        snprintf(line, sizeof line, "skipped: '%s' is not here (to get it, run: %s)\n", path,
-                 hint);
+        snprintf(line, sizeof line, "skipped: '%s' is not here (to get it, run: %s)\n", path, hint);
     else
         snprintf(line, sizeof line, "skipped: '%s' is not here (%s)\n", path, strerror(errno));
     ss_stream(c->s, "stdout", line);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cnnlens_version.h"
+#include "engine/progress.h"
 #include "kernel/lang/commands.h"
 #include "kernel/lang/eval.h"
 #include "kernel/lang/parse.h"
@@ -83,6 +84,7 @@ static void execute(kn_interp *it, const kn_exec_request *req, kn_output *out, k
     memset(res, 0, sizeof *res);
     res->ok = 1;
     atomic_store(&s->cancel, 0);
+    cl_cancel_bind(&s->cancel);
     s->out = out;
     s->src = req->code;
     s->allow_stdin = req->allow_stdin;
@@ -118,6 +120,7 @@ static void execute(kn_interp *it, const kn_exec_request *req, kn_output *out, k
     s->payload = NULL;
     s->out = NULL;
     s->src = NULL;
+    cl_cancel_bind(NULL);
     L->last_seconds = now() - t0;
 }
 

@@ -180,6 +180,43 @@ def test_fashion_model_end_to_end(kernel):
     assert reply["evalue"] == "gradcam: x must be an image or tensor, got model"
 
 
+def interrupt_during(km, kc, code, after):
+    """Runs `code`, interrupts it `after` seconds later; returns the cell's
+    messages up to idle and the seconds from the interrupt to idle."""
+    msg_id = kc.execute(code)
+    time.sleep(after)
+    t0 = time.time()
+    km.interrupt_kernel()
+    msgs = []
+    while True:
+        msg = kc.get_iopub_msg(timeout=TIMEOUT)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        msgs.append(msg)
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return msgs, time.time() - t0
+
+
+# The slide's own arithmetic is plain loops: a big image with a big filter is
+# hours of work, and a 4000x4000 matrix is a 16-megapixel PNG.  Each must
+# still stop when the student presses stop.
+@pytest.mark.parametrize("setup,code", [
+    ("big = rand 1500 1500\nwide = rand 700 700", "conv big wide"),
+    ("big = rand 3000 3000", "pool big size 1500 stride 1"),
+    ("big = rand 4000 4000", "show big size 4000"),
+], ids=["conv", "pool", "png"])
+def test_interrupt_stops_plain_loops_over_big_matrices(kernel, setup, code):
+    km, kc = kernel
+    reply, _ = execute(kc, setup + "\nkept = 1")
+    assert reply["status"] == "ok", reply.get("evalue")
+    msgs, stopped_in = interrupt_during(km, kc, "kept = 2\n" + code, 0.6 * SLOW)
+    assert stopped_in < 1.0 * SLOW
+    assert of_type(msgs, "error")[0]["ename"] == "KeyboardInterrupt"
+    reply, msgs = execute(kc, "kept")
+    assert of_type(msgs, "execute_result")[0]["data"]["text/plain"] == "2"
+    execute(kc, "big = 0")  # frees the 64 MB
+
+
 def test_interrupt_stops_long_engine_work(kernel):
     km, kc = kernel
     execute(kc, "m = model fashion\nkept = 1", timeout=3 * TIMEOUT)

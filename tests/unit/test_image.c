@@ -12,6 +12,7 @@
 
 #include "engine/image.h"
 #include "engine/io/png.h"
+#include "engine/progress.h"
 #include "tests/unit/tmpdir.h"
 
 static void make_dir(void)
@@ -305,4 +306,32 @@ Test(image, normalize_and_presets)
     cr_assert_null(img_preprocess(grey, "vgg", &err));
     cr_assert(strstr(err.msg, "unknown preprocessing") != NULL);
     tn_free(grey);
+}
+
+/* A big picture's encoding stops at the next row once the thread's bound
+ * cancel flag is set (an interrupt during a cell's display), and a big one
+ * is still a valid PNG when nobody interrupts it. */
+Test(image, png_encoding_stops_when_the_bound_cancel_flag_is_set)
+{
+    enum { W = 2100, H = 2100 }; /* past the fast-compression size */
+    uint8_t *pix = malloc((size_t)W * H);
+    cr_assert(pix);
+    for (size_t i = 0; i < (size_t)W * H; i++) pix[i] = (uint8_t)(i * 2654435761u >> 24);
+    atomic_int cancel = 0;
+    cl_cancel_bind(&cancel);
+    uint8_t *png = NULL;
+    size_t n = 0;
+    cl_err err = {0};
+    cr_assert_eq(png_encode(pix, W, H, 1, &png, &n, &err), 0, "%s", err.msg);
+    cr_assert(n > 8 && !memcmp(png, "\x89PNG", 4));
+    free(png);
+    atomic_store(&cancel, 1);
+    png = NULL;
+    cr_assert_eq(png_encode(pix, W, H, 1, &png, &n, &err), -1);
+    cr_assert_eq(err.code, CL_EINTERRUPT);
+    cr_assert_null(png);
+    cl_cancel_bind(NULL);
+    cr_assert_eq(png_encode(pix, 4, 4, 1, &png, &n, &err), 0, "unbound: the flag no longer counts");
+    free(png);
+    free(pix);
 }
