@@ -4,9 +4,11 @@
 
 static _Thread_local atomic_int *bound_cancel;
 
-void cl_cancel_bind(atomic_int *flag)
+atomic_int *cl_cancel_bind(atomic_int *flag)
 {
+    atomic_int *before = bound_cancel;
     bound_cancel = flag;
+    return before;
 }
 
 int cl_cancel_requested(void)

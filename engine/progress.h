@@ -77,8 +77,8 @@ void cl_progress_offer(const cl_progress *p, const cl_snapshot *s, double *clock
  * handed a cl_progress: encoding the PNG of a 16-megapixel picture takes
  * seconds, under any of a dozen display paths.  The language binds its
  * session's flag for the length of a cell (NULL unbinds); the flag stays the
- * binder's. */
-void cl_cancel_bind(atomic_int *flag);
+ * binder's.  Returns the flag bound before. */
+atomic_int *cl_cancel_bind(atomic_int *flag);
 /* 1 if this thread's bound flag is set. */
 int cl_cancel_requested(void);
 

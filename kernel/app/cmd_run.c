@@ -455,15 +455,23 @@ static int run_notebook(run_ctx *R, const char *path, const char *out_path, int 
     return status;
 }
 
+/* Steps of each iterative command in a rehearsal (--rehearse). */
+#define REHEARSE_STEPS 3
+
 static int usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: cnnlens run FILE.lens [--figures DIR]\n"
-        "       cnnlens run NOTEBOOK.ipynb [-o OUT.ipynb] [--figures DIR] [--allow-errors]\n\n"
+        "usage: cnnlens run FILE.lens [--figures DIR] [--rehearse]\n"
+        "       cnnlens run NOTEBOOK.ipynb [-o OUT.ipynb] [--figures DIR] [--allow-errors]\n"
+        "                                  [--rehearse]\n\n"
         "A .lens script prints its text output; each picture goes to FILE-1.png, FILE-2.png, ...\n"
         "A notebook's code cells run in order; their outputs are stored in the notebook\n"
-        "(in place, or in OUT.ipynb).  The exit status is 1 when a cell fails.\n");
+        "(in place, or in OUT.ipynb).  The exit status is 1 when a cell fails.\n\n"
+        "--rehearse  checks that a lecture runs, in seconds: every steps, epochs and\n"
+        "            samples is cut to %d (CNNLENS_REHEARSE=N sets another number, also\n"
+        "            for the kernel); the pictures are not the lecture's.\n",
+        REHEARSE_STEPS);
     return f == stdout ? 0 : 2;
 }
 
@@ -476,7 +484,7 @@ static int ends_with(const char *s, const char *suffix)
 int app_run(int argc, char **argv)
 {
     const char *file = NULL, *out = NULL, *figs = NULL;
-    int allow_errors = 0, time_it = 0;
+    int allow_errors = 0, time_it = 0, rehearse = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage(stdout);
         if (!strcmp(argv[i], "-o") && i + 1 < argc)
@@ -485,6 +493,8 @@ int app_run(int argc, char **argv)
             figs = argv[++i];
         else if (!strcmp(argv[i], "--allow-errors"))
             allow_errors = 1;
+        else if (!strcmp(argv[i], "--rehearse"))
+            rehearse = 1;
         else if (!strcmp(argv[i], "--time"))
             time_it = 1; /* hidden: bench/lang.py */
         else if (argv[i][0] == '-' || file)
@@ -520,6 +530,12 @@ int app_run(int argc, char **argv)
         return 2;
     }
     lens_interp_set_delay(R.it, 0);
+    if (rehearse && !lens_interp_rehearse(R.it)) lens_interp_set_rehearse(R.it, REHEARSE_STEPS);
+    if (lens_interp_rehearse(R.it))
+        fprintf(stderr,
+                "cnnlens run: rehearsal: every steps, epochs and samples cut to %d; "
+                "the pictures are not the lecture's\n",
+                lens_interp_rehearse(R.it));
     struct sigaction sa = {0};
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, NULL);

@@ -450,7 +450,11 @@ static void live_snapshot(void *ctx, const cl_snapshot *s)
     /* A slow picture (a big grid, a busy machine) spaces out the next ones,
      * so that pictures never take more than about 5% of the run. */
     double t0 = cl_progress_now();
+    /* The picture of where an interrupted run stopped is drawn after the
+     * interrupt: the cancel flag must not stop its encoding. */
+    atomic_int *cancel = s->stopped ? cl_cancel_bind(NULL) : NULL;
     draw_snapshot(L, s, &err);
+    if (s->stopped) cl_cancel_bind(cancel);
     double every = 19.0 * (cl_progress_now() - t0);
     L->p->snapshot_every = every > CL_SNAPSHOT_EVERY ? every : CL_SNAPSHOT_EVERY;
 }

@@ -556,6 +556,23 @@ static int bind(ev_ctx *E, lc_call *c, const ps_node *const *k, int nk, lc_call 
     return 0;
 }
 
+/* Rehearsal: the counts of iterative work, given or default, cut to the
+ * session's cap.  The value may be a variable's: it is replaced, not written. */
+static int rehearse(ev_ctx *E, lc_call *c, const ps_node *at)
+{
+    static const char *const counts[] = {"steps", "epochs", "samples"};
+    for (size_t k = 0; k < sizeof counts / sizeof *counts; k++) {
+        int i = lc_arg_index(c->verb, counts[k]);
+        lv_value *v = i < 0 ? NULL : c->v[i];
+        if (!v || v->kind != LV_NUM || v->num <= E->s->rehearse) continue;
+        lv_value *cut = lv_num(E->s->rehearse);
+        if (!cut) return oom(E, at), -1;
+        lv_unref(v);
+        c->v[i] = cut;
+    }
+    return 0;
+}
+
 static int finish_bind(ev_ctx *E, lc_call *c, const ps_node *at)
 {
     const lc_verb *v = c->verb;
@@ -582,7 +599,7 @@ static int finish_bind(ev_ctx *E, lc_call *c, const ps_node *at)
         if (c->v[oi] || !v->opt[i].def) continue;
         if (!(c->v[oi] = default_value(v->opt[i].def))) return oom(E, at), -1;
     }
-    return 0;
+    return E->s->rehearse ? rehearse(E, c, at) : 0;
 }
 
 /* Runs verb v with the atoms of cmd from index `first`; when a positional

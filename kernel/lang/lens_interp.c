@@ -499,7 +499,19 @@ kn_interp *lens_interp_new(void)
         return NULL;
     }
     L->base.vt = &vtbl;
+    const char *r = getenv("CNNLENS_REHEARSE");
+    if (r && *r) lens_interp_set_rehearse(&L->base, atoi(r));
     return &L->base;
+}
+
+void lens_interp_set_rehearse(kn_interp *it, int steps)
+{
+    self_of(it)->s->rehearse = steps > 0 ? steps : 0;
+}
+
+int lens_interp_rehearse(const kn_interp *it)
+{
+    return ((const lens_interp *)it)->s->rehearse;
 }
 
 void lens_interp_set_delay(kn_interp *it, double seconds)

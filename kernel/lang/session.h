@@ -48,6 +48,10 @@ typedef struct ss_session {
     char live_end[128];
     const char *src; /* the running cell's source (borrowed) */
     int allow_stdin; /* the running cell may ask for input */
+    /* Rehearsal (0: off): every `steps`, `epochs` and `samples` is cut to at
+     * most this many, so a whole lecture runs in seconds to check that it
+     * runs; the pictures are not the lecture's. */
+    int rehearse;
 } ss_session;
 
 ss_session *ss_new(cl_err *err);

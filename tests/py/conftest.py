@@ -198,3 +198,14 @@ def pytest_sessionfinish(session, exitstatus):
             tr.write_line("memory errors reported after their test finished:\n" + problems, red=True)
     if problems:
         session.exitstatus = 1
+
+
+@pytest.fixture
+def rehearse_under_valgrind(monkeypatch):
+    """Under memcheck a lecture's optimisation steps take hours (6.2's first
+    maximize cell alone: 22 min; 6.2 whole in a rehearsal: 24 s): suites that
+    run whole lectures run them as a rehearsal there (CNNLENS_REHEARSE: every
+    steps, epochs and samples cut to 3; `cnnlens run` and the kernel both read
+    it), with the same checks.  Native and sanitizer runs do the full work."""
+    if VALGRIND:
+        monkeypatch.setenv("CNNLENS_REHEARSE", "3")

@@ -17,6 +17,8 @@ from nbclient import NotebookClient
 
 from conftest import SLOW  # sanitizer and valgrind runs are slower
 
+pytestmark = pytest.mark.usefixtures("rehearse_under_valgrind")
+
 SOURCE = os.environ.get("CNNLENS_SOURCE", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 NOTEBOOKS = os.path.join(SOURCE, "notebooks")
 LECTURES = sorted(f for f in os.listdir(NOTEBOOKS) if re.match(r"6\.\d-.*\.ipynb$", f))

@@ -3,6 +3,7 @@ FILE-N.png, notebooks executed in-process and stored as nbclient stores them
 (validated with nbformat and compared with nbclient driving the real kernel)."""
 import copy
 import json
+import os
 import subprocess
 
 import cv2
@@ -199,3 +200,27 @@ def test_model_notebook_matches_nbclient(cnnlens_bin, jupyter_path, tmp_path, mo
     ours = nbformat.read(str(src), as_version=4)
     assert [len(o) for _, o in outputs_of(ours)] == [1, 3]
     assert outputs_of(ours) == outputs_of(ref), _debug_diff(outputs_of(ours), outputs_of(ref))
+
+
+def test_rehearsal_cuts_every_long_command_to_a_few_steps(cnnlens_bin, tmp_path):
+    """`--rehearse` (a lecturer checking a notebook before class) and
+    CNNLENS_REHEARSE=N: steps, epochs and samples, given or default, are cut;
+    everything else runs as written."""
+    script = tmp_path / "long.lens"
+    script.write_text("m = model fashion\nn = 200\n"
+                      "a = maximize conv2 filter 0..1 steps n\nprint a\n"
+                      "b = maximize conv2 filter 0\nprint b\n"
+                      "x = sample fashion test 0\ns = smoothgrad x samples 50\nprint s\n"
+                      "print n\n")
+    r = run(cnnlens_bin, "run", str(script), "--rehearse")
+    assert r.returncode == 0, r.stderr
+    assert "rehearsal: every steps, epochs and samples cut to 3" in r.stderr
+    assert r.stdout.count("filter of conv2 (3 steps)") == 2, r.stdout
+    assert "3 samples" in r.stdout
+    assert r.stdout.rstrip().endswith("\n200"), "the variable behind `steps n` is not changed"
+    r = run(cnnlens_bin, "run", str(script), env={**os.environ, "CNNLENS_REHEARSE": "5"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("(5 steps)") == 2 and "5 samples" in r.stdout
+    r = run(cnnlens_bin, "run", str(script))
+    assert r.returncode == 0 and "rehearsal" not in r.stderr
+    assert "(200 steps)" in r.stdout and "50 samples" in r.stdout

@@ -12,6 +12,8 @@ import pytest
 
 from conftest import SLOW  # sanitizer/valgrind runs
 
+pytestmark = pytest.mark.usefixtures("rehearse_under_valgrind")
+
 SOURCE = os.environ.get("CNNLENS_SOURCE", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 NOTEBOOKS = os.path.join(SOURCE, "notebooks")
 LECTURES = ["6.1-feature-maps.ipynb", "6.2-what-filters-learn.ipynb",
