@@ -14,9 +14,9 @@
 #                               limits, soak), the CLI, the file readers, PyTorch
 #                               parity, the visualisation methods and optimisations,
 #                               training parity (smaller inputs under valgrind), the
-#                               browser; about 50 min
-#               --valgrind-all  also the suites that run the whole lecture
-#                               notebooks (notebooks, run_lecture, live_display; hours)
+#                               browser, the lecture notebooks (as rehearsals);
+#                               about an hour
+#               --valgrind-all  also live_display (the live pictures of long runs)
 #   fuzz      fuzz/run.sh: every libFuzzer target for a fixed budget (~3 min).
 # Exits non-zero on any failure.
 #
@@ -41,12 +41,13 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # train_parity 276, faults 155, kernel 75, image_io 73, limits 57, browser 51,
 # io_weights 41, the rest under 30.  Unit tests and pytest suites that would take
 # too long under memcheck do less work there (CNNLENS_UNDER_VALGRIND: 64x64
-# images, 1000 test images, fewer units), with the same checks.
-# Left to --valgrind-all: the pytest suites that run whole lecture notebooks
-# (notebooks, run_lecture, live_display: over 50 min each).
+# images, 1000 test images, fewer units), with the same checks; the suites that
+# run whole lectures (run_lecture 94 s, notebooks 12 min) run them as a
+# rehearsal (CNNLENS_REHEARSE=3, conftest.py).
+# Left to --valgrind-all: live_display (over 20 min under memcheck).
 VALGRIND_UNIT_SKIP=''
-VALGRIND_PY_SET='cli image_io io_npy io_weights kernel kernel_clients kernel_conformance kernel_wire lang_kernel limits render run train_cli soak faults network parity parity_vgg vis vis_optim train_parity browser'
-VALGRIND_FIRST='unit:test_train py:vis py:parity py:network py:vis_optim py:parity_vgg py:train_parity unit:test_lang_engine py:faults unit:test_vis unit:test_train_builtin py:kernel py:image_io py:limits unit:test_lang_eval'
+VALGRIND_PY_SET='cli image_io io_npy io_weights kernel kernel_clients kernel_conformance kernel_wire lang_kernel limits render run train_cli soak faults network parity parity_vgg vis vis_optim train_parity browser run_lecture notebooks'
+VALGRIND_FIRST='unit:test_train py:vis py:notebooks py:parity py:network py:vis_optim py:parity_vgg py:train_parity unit:test_lang_engine py:faults unit:test_vis unit:test_train_builtin py:kernel py:image_io py:limits unit:test_lang_eval'
 
 valgrind_all=0
 only=()

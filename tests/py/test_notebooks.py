@@ -16,6 +16,7 @@ import pytest
 from nbclient import NotebookClient
 
 from conftest import SLOW  # sanitizer and valgrind runs are slower
+from conftest import VALGRIND
 
 pytestmark = pytest.mark.usefixtures("rehearse_under_valgrind")
 
@@ -131,7 +132,11 @@ def test_lecture_6_5_runs_on_torchvision_weight_files(cnnlens_bin, tmp_path):
     """With torchvision's files in notebooks/weights/ (here: the real
     architectures at random initialisation, saved by torch.save under
     torchvision's file names, VGG in the legacy format as torchvision ships
-    it), every ImageNet cell of 6.5 runs on them instead of skipping."""
+    it), every ImageNet cell of 6.5 runs on them instead of skipping.
+    Under memcheck, AlexNet's and ResNet18's files only: with VGG's 1.1 GB the
+    notebook ran for over 20 min there (VGG's legacy files are read under
+    memcheck by test_io_weights and test_parity_vgg); the VGG cells and the
+    comparison must then skip cleanly."""
     import torch
     import torchvision
 
@@ -142,10 +147,13 @@ def test_lecture_6_5_runs_on_torchvision_weight_files(cnnlens_bin, tmp_path):
     weights = tmp_path / "weights"
     weights.mkdir()
     torch.manual_seed(0)
-    for arch, fname, legacy in (("alexnet", "alexnet-owt-7be5be79.pth", False),
-                                ("vgg16", "vgg16-397923af.pth", True),
-                                ("vgg19", "vgg19-dcbb9e9d.pth", True),
-                                ("resnet18", "resnet18-f37072fd.pth", False)):
+    files = (("alexnet", "alexnet-owt-7be5be79.pth", False),
+             ("vgg16", "vgg16-397923af.pth", True),
+             ("vgg19", "vgg19-dcbb9e9d.pth", True),
+             ("resnet18", "resnet18-f37072fd.pth", False))
+    if VALGRIND:
+        files = [f for f in files if not f[0].startswith("vgg")]
+    for arch, fname, legacy in files:
         model = getattr(torchvision.models, arch)()
         torch.save(model.state_dict(), weights / fname, _use_new_zipfile_serialization=not legacy)
     name = "6.5-gradcam-imagenet.ipynb"
@@ -154,9 +162,14 @@ def test_lecture_6_5_runs_on_torchvision_weight_files(cnnlens_bin, tmp_path):
     assert r.returncode == 0, r.stderr
     nb = nbformat.read(str(tmp_path / "out.ipynb"), as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    text = "".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
-    assert "skipped:" not in text
-    for c in code:
-        if "require" in c.source:
-            pngs = [o for o in c.outputs if "image/png" in o.get("data", {})]
+    present = {fname for _, fname, _ in files}
+    required = [c for c in code if "require" in c.source]
+    assert len(required) == 5
+    for c in required:
+        pngs = [o for o in c.outputs if "image/png" in o.get("data", {})]
+        text = "".join(o.get("text", "") for o in c.outputs if o.output_type == "stream")
+        if all(f in present for f in re.findall(r'require "weights/([^"]+)"', c.source)):
+            assert "skipped:" not in text, c.source
             assert len(pngs) == expected_figures(c, c.outputs) > 0, c.source
+        else:
+            assert "skipped:" in text and not pngs, c.source
