@@ -79,9 +79,9 @@ static char *on_input(void *ctx, const char *prompt, int password)
  * or a model's weights runs to its end, and under coverage instrumentation
  * such a pass is 10-30x slower than in a release build (`rand 4000 4000`,
  * 64 MB, took 3.4 s here, and CI machines are up to 3x slower; AlexNet's
- * 244 MB of weights took 4 s).  So: tensors up
- * to 32 MiB, pictures up to 4 megapixels, models up to 64 MiB (the lecture
- * CNN and resnet18; bigger ones exercise the refusal). */
+ * 244 MB of weights took 4 s).  So: tensors up to 32 MiB, pictures up to 4
+ * megapixels, models up to 64 MiB (the lecture CNN and resnet18; bigger ones
+ * exercise the refusal). */
 static void fuzz_limits(void)
 {
     static const struct {

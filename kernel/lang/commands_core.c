@@ -359,7 +359,7 @@ static int do_input(lc_call *c, lv_value **out, cl_err *err)
                           "input: this front end does not accept input (allow_stdin is off)");
     char *line = o->input(o->ctx, prompt ? prompt : "", lc_flag(c, "password"));
     if (!line) {
-        if (ss_cancelled(c->s)) return cl_err_set(err, CL_EINTERRUPT, "interrupted by the user");
+        if (ss_check_interrupt(c->s, err)) return -1;
         return cl_err_set(err, CL_EIO, "input: no answer from the front end");
     }
     *out = lv_str(line);
@@ -691,9 +691,9 @@ static int do_conv(lc_call *c, lv_value **out, cl_err *err)
          * window checks for an interrupt. */
         for (int64_t oy = 0; oy < g.oh; oy++)
             for (int64_t ox = 0; ox < g.ow; ox++) {
-                if (ss_cancelled(c->s)) {
+                if (ss_check_interrupt(c->s, err)) {
                     tn_free(m);
-                    return cl_err_set(err, CL_EINTERRUPT, "interrupted by the user");
+                    return -1;
                 }
                 m->data[oy * g.ow + ox] = conv_at(&g, x->data, f->data, oy, ox);
             }
@@ -728,9 +728,9 @@ static int do_pool(lc_call *c, lv_value **out, cl_err *err)
         for (int64_t y = 0; y < oh; y++)
             for (int64_t x = 0; x < ow; x++) {
                 /* Windows may overlap (stride < size): as slow as conv. */
-                if (ss_cancelled(c->s)) {
+                if (ss_check_interrupt(c->s, err)) {
                     tn_free(r);
-                    return cl_err_set(err, CL_EINTERRUPT, "interrupted by the user");
+                    return -1;
                 }
                 double acc = avg ? 0 : -INFINITY;
                 for (int64_t i = 0; i < k; i++)

@@ -170,18 +170,22 @@ int ss_cancelled(ss_session *s)
     return atomic_load(&s->cancel) != 0;
 }
 
+int ss_check_interrupt(ss_session *s, cl_err *err)
+{
+    return ss_cancelled(s) ? cl_err_set(err, CL_EINTERRUPT, "interrupted by the user") : 0;
+}
+
 int ss_sleep(ss_session *s, double seconds, cl_err *err)
 {
     /* Short naps, so an interrupt stops the pause within 20 ms. */
     while (seconds > 0) {
-        if (ss_cancelled(s)) return cl_err_set(err, CL_EINTERRUPT, "interrupted by the user");
+        if (ss_check_interrupt(s, err)) return -1;
         double nap = seconds < 0.02 ? seconds : 0.02;
         struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(nap * 1e9)};
         nanosleep(&ts, NULL);
         seconds -= nap;
     }
-    if (ss_cancelled(s)) return cl_err_set(err, CL_EINTERRUPT, "interrupted by the user");
-    return 0;
+    return ss_check_interrupt(s, err);
 }
 
 void ss_stream(ss_session *s, const char *name, const char *text)

@@ -78,6 +78,8 @@ double ss_rand_normal(ss_session *s);  /* N(0,1), Box-Muller */
 /* A progress struct whose cancel flag is the session's. */
 cl_progress ss_progress(ss_session *s);
 int ss_cancelled(ss_session *s);
+/* -1 with CL_EINTERRUPT ("interrupted by the user") if the cell was interrupted, else 0. */
+int ss_check_interrupt(ss_session *s, cl_err *err);
 /* Sleeps up to `seconds`, waking early on interrupt (then returns -1 with err). */
 int ss_sleep(ss_session *s, double seconds, cl_err *err);
 
