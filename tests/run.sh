@@ -6,57 +6,45 @@
 #             cnnlens process (kernels included) writes a sanitizer report.
 #   valgrind  build-mem/ (Release, -g): Criterion suites under valgrind memcheck (their
 #             workers too) and pytest suites with the kernel under valgrind
-#             (tests/valgrind-kernel.sh), $(nproc) suites at a time; zero errors and no
-#             definite leaks allowed.  Two sets (times on the 2-core dev machine):
-#               default         (CI) every Criterion test, and the pytest suites
-#                               of VALGRIND_PY_SET: the kernel through jupyter_client
-#                               (messages, wire, conformance, clients, network, faults,
-#                               limits, soak), the CLI, the file readers, PyTorch
-#                               parity, the visualisation methods and optimisations,
-#                               training parity (smaller inputs under valgrind), the
-#                               browser, the lecture notebooks (as rehearsals);
-#                               about an hour
-#               --valgrind-all  also live_display (the live pictures of long runs)
+#             (tests/valgrind-kernel.sh), $(nproc) suites at a time: every suite,
+#             zero errors and no definite leaks allowed.  Suites that would take
+#             hours under memcheck do less work there, with the same checks
+#             (smaller inputs, lecture notebooks as rehearsals); about 65 min
+#             on the 2-core dev machine.
 #   fuzz      fuzz/run.sh: every libFuzzer target for a fixed budget (~3 min).
 # Exits non-zero on any failure.
 #
-#   tests/run.sh                      release, asan, valgrind (default set) and fuzz (CI)
-#   tests/run.sh --valgrind-all       the same with everything under valgrind (hours)
+#   tests/run.sh                      release, asan, valgrind and fuzz (CI)
 #   tests/run.sh --only valgrind      one stage (repeatable: --only asan --only valgrind;
-#                                     stages: release asan valgrind fuzz); add
-#                                     --valgrind-all for everything
-#   (--valgrind, the former bigger set, is now the default and still accepted)
+#                                     stages: release asan valgrind fuzz)
+#   (--valgrind and --valgrind-all, the former bigger sets, are accepted: every
+#   suite now runs under valgrind)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
 
-# The valgrind default set (CI): every Criterion suite but the tests of
-# VALGRIND_UNIT_SKIP, and the pytest suites of VALGRIND_PY_SET.  The pool starts
-# the suites in VALGRIND_FIRST order (the longest first), then the rest.
+# The valgrind stage runs every suite; the pool starts them in VALGRIND_FIRST
+# order (the longest first), then the rest, so that the queues end together.
 # Measured alone under valgrind on the 2-core machine (s): unit train 1580
 # (the two training tests 695 and 503 of it), lang_engine 200, vis 89, lang_eval
 # 52, ops 43, io_pth 41, protocol 37, lang_lex 35, limits 32, image 30, zoo 29,
-# others under 30; py vis 1072, parity 598, network 472 (under load: its 200 MB
-# frames and stuck IOPub subscriber), vis_optim 417, parity_vgg 297,
-# train_parity 276, faults 155, kernel 75, image_io 73, limits 57, browser 51,
-# io_weights 41, the rest under 30.  Unit tests and pytest suites that would take
-# too long under memcheck do less work there (CNNLENS_UNDER_VALGRIND: 64x64
-# images, 1000 test images, fewer units), with the same checks; the suites that
-# run whole lectures (run_lecture 94 s, notebooks 12 min) run them as a
-# rehearsal (CNNLENS_REHEARSE=3, conftest.py).
-# Left to --valgrind-all: live_display (over 20 min under memcheck).
-VALGRIND_UNIT_SKIP=''
-VALGRIND_PY_SET='cli image_io io_npy io_weights kernel kernel_clients kernel_conformance kernel_wire lang_kernel limits render run train_cli soak faults network parity parity_vgg vis vis_optim train_parity browser run_lecture notebooks'
+# others under 30; py vis 1072, notebooks 702, parity 598, network 472 (under
+# load: its 200 MB frames and stuck IOPub subscriber), vis_optim 417, parity_vgg
+# 297, train_parity 276, faults 155, live_display 120, run_lecture 94, kernel 75,
+# image_io 73, limits 57, browser 51, io_weights 41, the rest under 30.  Unit
+# tests and pytest suites that would take too long under memcheck do less work
+# there (CNNLENS_UNDER_VALGRIND: 64x64 images, 1000 test images, fewer units,
+# the lecture CNN instead of ResNet18 for the live occlusion map), with the same
+# checks; the suites that run whole lectures run them as a rehearsal
+# (CNNLENS_REHEARSE=3, conftest.py).
 VALGRIND_FIRST='unit:test_train py:vis py:notebooks py:parity py:network py:vis_optim py:parity_vgg py:train_parity unit:test_lang_engine py:faults unit:test_vis unit:test_train_builtin py:kernel py:image_io py:limits unit:test_lang_eval'
 
-valgrind_all=0
 only=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --valgrind) ;; # the default set since it holds every unit suite
-    --valgrind-all) valgrind_all=1 ;;
+    --valgrind | --valgrind-all) ;; # former sets: every suite runs under valgrind now
     --only) only+=("$2"); shift ;;
-    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "tests/run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -196,23 +184,15 @@ if wanted valgrind; then
   end "valgrind build"
   units=$(ctest --test-dir build-mem -N -L unit | sed -n 's/.*Test *#[0-9]*: unit_//p')
   pys=$(ctest --test-dir build-mem -N -L py | sed -n 's/.*Test *#[0-9]*: py_test_//p')
-  if [ $valgrind_all = 1 ]; then
-    set_name=--valgrind-all VALGRIND_SKIP=''
-    all=$(printf 'py:%s\n' $pys; printf 'unit:%s\n' $units)
-  else
-    set_name="default set" VALGRIND_SKIP=$VALGRIND_UNIT_SKIP
-    all=$(printf 'py:%s\n' $VALGRIND_PY_SET; printf 'unit:%s\n' $units)
-  fi
-  # The longest first, so that the two queues end together.
+  all=$(printf 'py:%s\n' $pys; printf 'unit:%s\n' $units)
   pool=$(printf '%s\n' $VALGRIND_FIRST | grep -xF "$all"; printf '%s\n' $all | grep -vxF "$(printf '%s\n' $VALGRIND_FIRST)")
-  export VALGRIND_SKIP
-  begin "valgrind memcheck ($set_name, $(echo "$pool" | wc -l) suites, $jobs at a time); logs in build-mem/memcheck/"
+  begin "valgrind memcheck ($(echo "$pool" | wc -l) suites, $jobs at a time); logs in build-mem/memcheck/"
   rm -rf build-mem/memcheck/unit build-mem/memcheck/py
   mkdir -p build-mem/memcheck/unit build-mem/memcheck/py
   check_zmq_suppression
   echo "$pool" | xargs -P"$jobs" -I{} bash -c 'valgrind_job "$1"' _ {}
   check_valgrind_logs build-mem/memcheck
-  end "valgrind ($set_name)"
+  end "valgrind"
 fi
 if wanted fuzz; then
   begin "fuzz (budget)"

@@ -19,7 +19,7 @@ from nbclient import NotebookClient
 
 import lens_client
 from conftest import SLOW as SCALE
-from conftest import VALGRIND
+from conftest import NATIVE, VALGRIND
 
 # Time limits scale with CNNLENS_TEST_SLOW (conftest.py: 100 under valgrind);
 # the latency bounds below with SLOW.
@@ -169,7 +169,16 @@ def test_a_short_run_is_not_slowed_by_pictures(kernel):
     km, kc = kernel
     reply, msgs = execute(kc, "show maximize conv2 filter 0 steps 5")
     assert reply["status"] == "ok"
-    assert not [m for m in displays(msgs)[:-1] if "image/png" in m["content"]["data"]]
+    shown = displays(msgs)
+    live = [m for m in shown[:-1] if "image/png" in m["content"]["data"]]
+    # No picture is drawn before one interval has passed ...
+    start = sent_at(shown[0])
+    assert all(sent_at(m) - start >= EVERY - 0.05 for m in live)
+    if NATIVE:
+        # ... so a run shorter than that has none.  (Under memcheck even one
+        # step and the final figure take about 0.3 s.)
+        assert sent_at(shown[-1]) - start < EVERY
+        assert not live
 
 
 def test_an_assigned_run_ends_as_text_not_as_a_stale_picture(kernel):
@@ -290,16 +299,29 @@ def test_cnnlens_run_keeps_only_the_final_figures(cnnlens_bin, long_steps, tmp_p
     assert (figs / "cell2-1.png").read_bytes() == final
 
 
-def test_occlusion_shows_the_rows_done_so_far(kernel, tmp_path):
-    km, kc = kernel
+def occlusion_setup(tmp_path):
+    """The model and image of the occlusion test, and its (window, stride) runs:
+    the first list from the quickest, the last one long enough to interrupt.
+    ResNet18 on a 224x224 photo, as in the lecture; under memcheck, where one
+    ResNet18 pass takes seconds, the lecture CNN on a 28x28 test image (the
+    same occlusion loop and live display, about 400x less work a window)."""
+    if VALGRIND:
+        return ("xi = sample fashion test 17", [(6, 4), (6, 2), (6, 1)], (4, 1))
     y, x = np.mgrid[0:256, 0:256]
     photo = np.stack([(x % 64) * 4, (y % 32) * 8, ((x + y) % 128) * 2], -1).astype(np.uint8)
     cv2.imwrite(str(tmp_path / "pattern.png"), photo)
-    reply, _ = execute(kc, f'r = model resnet18\nxi = image "{tmp_path / "pattern.png"}" preprocess imagenet')
+    return (f'r = model resnet18\nxi = image "{tmp_path / "pattern.png"}" preprocess imagenet',
+            [(32, 32), (32, 16), (32, 8)], (16, 4))
+
+
+def test_occlusion_shows_the_rows_done_so_far(kernel, tmp_path):
+    km, kc = kernel
+    setup, runs, (window, stride) = occlusion_setup(tmp_path)
+    reply, _ = execute(kc, setup)
     assert reply["status"] == "ok", reply.get("evalue")
     try:
-        for stride in (32, 16, 8):  # the first run that lasts long enough to be watched
-            reply, msgs = execute(kc, f"show occlusion xi window 32 stride {stride}", timeout=600 * SCALE)
+        for w, s in runs:  # the first run that lasts long enough to be watched
+            reply, msgs = execute(kc, f"show occlusion xi window {w} stride {s}", timeout=600 * SCALE)
             assert reply["status"] == "ok", reply.get("evalue")
             if any("image/png" in m["content"]["data"] for m in displays(msgs)[:-1]):
                 break
@@ -315,7 +337,7 @@ def test_occlusion_shows_the_rows_done_so_far(kernel, tmp_path):
         _, fin = png_of(final)
         assert not np.all(fin[..., :3] == 224, axis=-1).any()
         # An interrupt leaves the last rows shown.
-        msg_id = kc.execute("show occlusion xi window 16 stride 4")
+        msg_id = kc.execute(f"show occlusion xi window {window} stride {stride}")
         asked = {}
 
         def interrupt_at_first_picture(msg):
