@@ -8,8 +8,10 @@
 #   The default budget (18 s x 10 targets) is about 3 minutes: the CI stage.
 #   A long run is the same command with a bigger number, e.g.
 #   fuzz/run.sh 3600 (an hour per target); fuzz/run.sh 300 lens runs one.
-# Environment: CNNLENS_FUZZ_KEEP=1 keeps the grown corpora (printed path),
-#   to merge by hand into fuzz/corpus with -merge=1 when they are worth it.
+# Environment: CNNLENS_FUZZ_KEEP=1 keeps the grown corpora (printed path).
+#   CNNLENS_FUZZ_MERGE=1 merges each target's grown corpus into fuzz/corpus/<target>
+#   after a clean run (libFuzzer -merge=1: only inputs that add coverage), so a
+#   long run's gains reach the CI budget's seeds; commit them if they are worth it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -41,6 +43,32 @@ mkdir -p "$artifacts"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
+# Adds to the committed seeds the inputs of a grown corpus that reach new
+# coverage, except those that take over 100 ms: the CI budget replays every
+# seed first (a few hundred lens cells that each wait for the 0.3 s watchdog
+# would spend all of its 18 s there).
+merge_corpus() {
+  local t=$1 bin=$2 grown=$3 before after slow
+  mkdir -p "fuzz/corpus/$t"
+  find "fuzz/corpus/$t" -type f | sort >"$scratch/$t.before"
+  if ! "$bin" -merge=1 -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=65536 \
+    "fuzz/corpus/$t" "$grown" >"$scratch/$t.merge.log" 2>&1; then
+    echo "  merge failed (log: $scratch/$t.merge.log)" >&2
+    return 0
+  fi
+  find "fuzz/corpus/$t" -type f | sort | comm -13 "$scratch/$t.before" - >"$scratch/$t.new"
+  slow=0
+  if [ -s "$scratch/$t.new" ]; then
+    xargs "$bin" -timeout=10 <"$scratch/$t.new" 2>&1 | sed -n 's/^Executed \(.*\) in \([0-9]*\) ms$/\2 \1/p' |
+      awk '$1 > 100 {print $2}' >"$scratch/$t.slow" || true
+    slow=$(wc -l <"$scratch/$t.slow")
+    xargs -r rm -f <"$scratch/$t.slow"
+  fi
+  before=$(wc -l <"$scratch/$t.before")
+  after=$(find "fuzz/corpus/$t" -type f | wc -l)
+  echo "  merged into fuzz/corpus/$t: $((after - before)) new inputs ($after in all; $slow slow ones left out)"
+}
+
 failed=()
 printf '%-12s %12s %10s  %s\n' target executions exec/s result
 for t in "${targets[@]}"; do
@@ -61,6 +89,7 @@ for t in "${targets[@]}"; do
   rate=$(grep -oE 'stat::average_exec_per_sec: *[0-9]+' "$log" | awk '{print $2}' || true)
   if [ "$rc" = 0 ] && [ -n "$runs" ]; then
     printf '%-12s %12s %10s  %s\n' "$t" "$runs" "${rate:-?}" ok
+    if [ "${CNNLENS_FUZZ_MERGE:-0}" = 1 ]; then merge_corpus "$t" "$bin" "$corpus"; fi
   else
     printf '%-12s %12s %10s  %s\n' "$t" "${runs:-?}" "${rate:-?}" "FAILED (exit $rc)"
     grep -E '^==[0-9]+==ERROR|^SUMMARY|runtime error|Test unit written|ALARM|out-of-memory|DEADLYSIGNAL' "$log" | head -20 >&2 || true
