@@ -28,6 +28,9 @@ void op_sgemm_batch(int count, CBLAS_TRANSPOSE ta, int m, int n, int k, const fl
 /* y = op(A) x + beta y for A [m, n]. */
 void op_sgemv(CBLAS_TRANSPOSE ta, int m, int n, const float *a, const float *x, float beta,
               float *y);
+/* C = A B for n x n matrices, one plain OpenBLAS call with OpenBLAS's own
+ * threading (`cnnlens probe sgemm`: the machine's sgemm peak). */
+void op_blas_sgemm(int n, const float *a, const float *b, float *c);
 
 /* ---- conv2d: groups 1, dilation 1, any kernel, stride and padding ---- */
 

@@ -24,11 +24,10 @@
 #include <string.h>
 #include <time.h>
 
-#include <cblas.h>
-
 #include "engine/io/npy.h"
 #include "engine/io/weights.h"
 #include "engine/net.h"
+#include "engine/ops/ops.h"
 #include "engine/summary/summary.h"
 #include "engine/zoo/zoo.h"
 #include "kernel/app/commands.h"
@@ -346,8 +345,7 @@ static int probe_sgemm(int argc, char **argv)
     double best = 1e30;
     for (int r = 0; r < 6; r++) {
         double t0 = now_ms();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c,
-                    n);
+        op_blas_sgemm(n, a, b, c);
         double t = now_ms() - t0;
         if (r > 0 && t < best) best = t; /* the first run warms up the threads */
     }
