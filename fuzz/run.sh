@@ -43,6 +43,9 @@ mkdir -p "$artifacts"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
+# The limits of every fuzzer run: the fuzzing, the merge and the timing of merged inputs.
+limits=(-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=65536)
+
 # Adds to the committed seeds the inputs of a grown corpus that reach new
 # coverage, except those that take over 100 ms: the CI budget replays every
 # seed first (a few hundred lens cells that each wait for the 0.3 s watchdog
@@ -51,15 +54,14 @@ merge_corpus() {
   local t=$1 bin=$2 grown=$3 before after slow
   mkdir -p "fuzz/corpus/$t"
   find "fuzz/corpus/$t" -type f | sort >"$scratch/$t.before"
-  if ! "$bin" -merge=1 -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=65536 \
-    "fuzz/corpus/$t" "$grown" >"$scratch/$t.merge.log" 2>&1; then
+  if ! "$bin" -merge=1 "${limits[@]}" "fuzz/corpus/$t" "$grown" >"$scratch/$t.merge.log" 2>&1; then
     echo "  merge failed (log: $scratch/$t.merge.log)" >&2
     return 0
   fi
   find "fuzz/corpus/$t" -type f | sort | comm -13 "$scratch/$t.before" - >"$scratch/$t.new"
   slow=0
   if [ -s "$scratch/$t.new" ]; then
-    xargs "$bin" -timeout=10 <"$scratch/$t.new" 2>&1 | sed -n 's/^Executed \(.*\) in \([0-9]*\) ms$/\2 \1/p' |
+    xargs "$bin" "${limits[@]}" <"$scratch/$t.new" 2>&1 | sed -n 's/^Executed \(.*\) in \([0-9]*\) ms$/\2 \1/p' |
       awk '$1 > 100 {print $2}' >"$scratch/$t.slow" || true
     slow=$(wc -l <"$scratch/$t.slow")
     xargs -r rm -f <"$scratch/$t.slow"
@@ -82,8 +84,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$artifacts/$t"
   log="$scratch/$t.log"
   rc=0
-  "$bin" "$corpus" "${dict[@]}" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-    -malloc_limit_mb=1024 -max_len=65536 -print_final_stats=1 \
+  "$bin" "$corpus" "${dict[@]}" -max_total_time="$secs" "${limits[@]}" -print_final_stats=1 \
     -artifact_prefix="$artifacts/$t/" >"$log" 2>&1 || rc=$?
   runs=$(grep -oE '^Done [0-9]+ runs' "$log" | tail -1 | awk '{print $2}' || true)
   rate=$(grep -oE 'stat::average_exec_per_sec: *[0-9]+' "$log" | awk '{print $2}' || true)
