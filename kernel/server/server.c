@@ -119,6 +119,76 @@ int sv_send_reply(sv_server *s, void *sock, const kp_msg *parent, const char *ms
     return rc;
 }
 
+/* ---- IOPub subscribers ------------------------------------------------------
+ *
+ * A client connects its IOPub SUB and its shell DEALER separately, and when
+ * the kernel was not listening yet each retries after ZeroMQ's 100 ms
+ * reconnect interval, on its own clock.  So the shell can connect first: the
+ * kernel then answers the first requests and publishes their status and
+ * output to no one (PUB drops what no subscriber wants), and a front end that
+ * waits for that output waits forever.  jupyter_client's wait_for_ready
+ * repeats kernel_info until IOPub answers, but jupyter console sends one and
+ * then its first cell, whose "idle" it never saw (it hung at In [1]: for 1 in
+ * 10 runs of test_kernel_clients; 19 of 40 when the kernel started 0-90 ms
+ * late; ipykernel 6.17 the same, 6 of 15).  IOPub is an XPUB, which hands the
+ * kernel each subscription, and the shell thread holds a request until a
+ * subscriber is there. */
+
+/* The longest a request waits for a subscriber: several reconnect intervals,
+ * with room for a slow machine.  A client that never subscribes (a script
+ * that only wants replies) pays it once, not on every request. */
+#define SV_SUBSCRIBER_WAIT_MS 1000
+
+/* Reads what XPUB has queued from subscribers: subscriptions (1 byte, 1
+ * subscribe or 0 unsubscribe, then the topic), and anything else a peer sends
+ * upstream, which is dropped.  XPUB keeps those in an unbounded queue, filled
+ * from the connection (at most its high-water mark at a time) whenever the
+ * socket is used; reading them at every publish and every request keeps the
+ * queue short, and the cap per call keeps a flooding peer from holding the
+ * lock.  Caller holds iopub_lock. */
+static void read_subscriptions(sv_server *s)
+{
+    unsigned char buf[256];
+    int n;
+    for (int i = 0; i < 4096 && (n = zmq_recv(s->iopub, buf, sizeof buf, ZMQ_DONTWAIT)) >= 0; i++) {
+        int first = !s->iopub_more, more = 0;
+        size_t len = sizeof more;
+        zmq_getsockopt(s->iopub, ZMQ_RCVMORE, &more, &len);
+        s->iopub_more = more;
+        if (!first || n < 1) continue; /* (as for XPUB itself, only a first part subscribes) */
+        if (buf[0] == 1) {
+            s->subscribers++;
+            s->waited_in_vain = 0;
+        } else if (buf[0] == 0 && s->subscribers > 0) {
+            s->subscribers--;
+        }
+    }
+}
+
+static long elapsed_ms(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - since->tv_sec) * 1000L + (now.tv_nsec - since->tv_nsec) / 1000000L;
+}
+
+void sv_await_subscriber(sv_server *s)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const struct timespec tick = {0, 2000000L};
+    for (;;) {
+        pthread_mutex_lock(&s->iopub_lock);
+        read_subscriptions(s);
+        int done = s->subscribers > 0 || s->waited_in_vain || atomic_load(&s->quit);
+        if (!done && elapsed_ms(&t0) >= SV_SUBSCRIBER_WAIT_MS) done = s->waited_in_vain = 1;
+        pthread_mutex_unlock(&s->iopub_lock);
+        if (done) return;
+        /* Short naps, not a poll on the socket: other threads publish on it. */
+        nanosleep(&tick, NULL);
+    }
+}
+
 int sv_publish(sv_server *s, const kp_msg *parent, const char *msg_type, json_t *content)
 {
     kp_msg m;
@@ -131,6 +201,7 @@ int sv_publish(sv_server *s, const kp_msg *parent, const char *msg_type, json_t 
     }
     pthread_mutex_lock(&s->iopub_lock);
     int rc = send_msg(s, s->iopub, &m);
+    read_subscriptions(s); /* so they do not pile up while nothing waits for them */
     pthread_mutex_unlock(&s->iopub_lock);
     kp_msg_clear(&m);
     return rc;
@@ -235,6 +306,7 @@ static void serve(sv_server *s, void *sock, int channel, const char *name)
         int rc = sv_recv(s, sock, name, &req);
         if (rc < 0) return;
         if (rc == 0) continue;
+        if (channel == SV_SHELL) sv_await_subscriber(s);
         sv_dispatch(s, sock, channel, &req);
         kp_msg_clear(&req);
     }
@@ -350,7 +422,13 @@ static void *open_socket(sv_server *s, int type, int port, const char *name, con
     int linger = 1000, hwm = SV_IOPUB_HWM;
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_frame, sizeof max_frame);
-    if (type == ZMQ_PUB) zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if (type == ZMQ_XPUB) {
+        /* Every subscription and unsubscription, one per client, reaches
+         * read_subscriptions (not just a topic's first and last). */
+        int verboser = 1;
+        zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+        zmq_setsockopt(sock, ZMQ_XPUB_VERBOSER, &verboser, sizeof verboser);
+    }
     if (zmq_bind(sock, ep) < 0) {
         int e = errno;
         cl_err_set(err, CL_EIO, "cannot listen on %s (%s %d in '%s'): %s; %s", ep, name, port, path,
@@ -371,7 +449,7 @@ static int open_sockets(sv_server *s, const char *path, cl_err *err)
               open_socket(s, ZMQ_ROUTER, c->control_port, "control_port", path, cap, err)) ||
         !(s->stdin_sock =
               open_socket(s, ZMQ_ROUTER, c->stdin_port, "stdin_port", path, cap, err)) ||
-        !(s->iopub = open_socket(s, ZMQ_PUB, c->iopub_port, "iopub_port", path, small, err)) ||
+        !(s->iopub = open_socket(s, ZMQ_XPUB, c->iopub_port, "iopub_port", path, small, err)) ||
         !(s->hb = open_socket(s, ZMQ_ROUTER, c->hb_port, "hb_port", path, small, err)))
         return -1;
     return 0;

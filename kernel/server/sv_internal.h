@@ -2,8 +2,9 @@
  *
  * Threads and ownership: each ZeroMQ socket is used by one thread (shell and
  * stdin: the shell thread; control: the control thread; heartbeat: its own),
- * except IOPub, which any thread may publish on under iopub_lock.  The
- * history and the execution count belong to the shell thread.
+ * except IOPub, which any thread may publish on, and read subscriptions from,
+ * under iopub_lock.  The history and the execution count belong to the shell
+ * thread.
  */
 #ifndef CNNLENS_SV_INTERNAL_H
 #define CNNLENS_SV_INTERNAL_H
@@ -88,6 +89,12 @@ typedef struct sv_server {
     atomic_uint interrupt_seq; /* the cell an interrupt was meant for */
     sem_t interrupt_sem;       /* wakes the relay (posted from signal handlers too) */
     atomic_long dropped;       /* messages dropped (bad signature, malformed, ...) */
+    /* IOPub subscriptions minus unsubscriptions (under iopub_lock), and
+     * whether the shell thread already waited in vain for one since the
+     * count was last above 0 (sv_await_subscriber). */
+    long subscribers;
+    int waited_in_vain;
+    int iopub_more; /* the last part read from IOPub had more parts after it */
 
     sv_stream stream;    /* written by the shell thread, flushed by either */
     int execution_count; /* shell thread */
@@ -107,6 +114,10 @@ int sv_send_reply(sv_server *s, void *sock, const kp_msg *parent, const char *ms
 /* Publishes on IOPub (any thread). `content` is stolen; parent may be NULL. */
 int sv_publish(sv_server *s, const kp_msg *parent, const char *msg_type, json_t *content);
 void sv_publish_status(sv_server *s, const kp_msg *parent, const char *state);
+/* Waits (at most SV_SUBSCRIBER_WAIT_MS) until some client subscribes to
+ * IOPub, unless one is subscribed or the last wait went unanswered (shell
+ * thread, before it handles a request). */
+void sv_await_subscriber(sv_server *s);
 
 /* Handles one request from `channel` (SV_SHELL or SV_CONTROL): busy, the
  * handler from the dispatch table, idle; after a shutdown_request's idle it

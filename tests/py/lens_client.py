@@ -88,9 +88,10 @@ def lens_kernel(timeout=TIMEOUT, now=False):
 
 class Kernel:
     """`cnnlens kernel -f FILE` started by hand (any address, a preexec_fn for
-    resource limits), with a client holding the key."""
+    resource limits), with a client holding the key (none when `client` is
+    false: the test connects its own sockets)."""
 
-    def __init__(self, binary, folder, preexec_fn=None, ip="127.0.0.1"):
+    def __init__(self, binary, folder, preexec_fn=None, ip="127.0.0.1", client=True):
         self.folder = folder
         self.conn_file, self.info = write_connection_file(
             str(folder / f"kernel-{uuid.uuid4().hex}.json"), ip=ip,
@@ -102,7 +103,7 @@ class Kernel:
                                      stdout=subprocess.DEVNULL, stderr=self.stderr, cwd=folder,
                                      preexec_fn=preexec_fn)
         try:
-            self.kc = self.client()
+            self.kc = self.client() if client else None
         except BaseException:
             self.proc.kill()  # no kernel left behind when it never got ready
             self.proc.wait()
@@ -140,7 +141,8 @@ class Kernel:
     def close(self):
         """Stops the kernel with SIGTERM (a clean exit, so a sanitizer build
         reports leaks), or kills it if that does not work."""
-        self.kc.stop_channels()
+        if self.kc:
+            self.kc.stop_channels()
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

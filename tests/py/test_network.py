@@ -81,9 +81,10 @@ def test_listens_only_on_the_connection_files_address(cnnlens_bin, tmp_path, ip)
 
 class Intruder:
     """Knows the ports of the kernel, not its key: signs with a key of its own
-    (or not at all) and listens on shell, control and IOPub."""
+    (or not at all) and listens on shell, control and IOPub (or not on IOPub;
+    given the kernel's key, it is a client of its own making)."""
 
-    def __init__(self, info, key=b"not-the-key"):
+    def __init__(self, info, key=b"not-the-key", iopub=True):
         self.key = key
         self.ctx = zmq.Context()
         self.socks = {}
@@ -92,12 +93,18 @@ class Intruder:
             s.linger = 0
             s.connect(f"tcp://{info['ip']}:{info[name + '_port']}")
             self.socks[name] = s
+        self.info = info
+        self.iopub = None
+        if iopub:
+            self.subscribe()
+        self.session = uuid.uuid4().hex
+        time.sleep(0.3)  # let the connections (and the subscription) reach the kernel
+
+    def subscribe(self):
         self.iopub = self.ctx.socket(zmq.SUB)
         self.iopub.linger = 0
         self.iopub.setsockopt(zmq.SUBSCRIBE, b"")
-        self.iopub.connect(f"tcp://{info['ip']}:{info['iopub_port']}")
-        self.session = uuid.uuid4().hex
-        time.sleep(0.3)  # let the subscription reach the kernel
+        self.iopub.connect(f"tcp://{self.info['ip']}:{self.info['iopub_port']}")
 
     def send(self, channel, msg_type, content, signed=True):
         msg_id = uuid.uuid4().hex
@@ -119,7 +126,7 @@ class Intruder:
         """Every frame that came back to us, or went out on IOPub, naming one of msg_ids."""
         hits = []
         deadline = time.time() + seconds
-        socks = list(self.socks.values()) + [self.iopub]
+        socks = list(self.socks.values()) + [self.iopub] * bool(self.iopub)
         poller = zmq.Poller()
         for s in socks:
             poller.register(s, zmq.POLLIN)
@@ -133,7 +140,8 @@ class Intruder:
     def close(self):
         for s in self.socks.values():
             s.close()
-        self.iopub.close()
+        if self.iopub:
+            self.iopub.close()
         self.ctx.term()
 
 
@@ -318,3 +326,97 @@ def test_a_subscriber_that_never_reads_costs_bounded_memory(kernel):
         # hold (measured: by the third to fifth cell, 8-9 MiB); unbounded, the
         # last three cells (15,000 messages) would add about 12 MiB more
         assert rss[-1] - rss[-4] < 4 * 1024, rss
+
+
+# ---- IOPub subscriptions ------------------------------------------------------
+
+
+def wait_reply(sock, timeout):
+    """The frames of the next message on `sock`, and when they came."""
+    assert sock.poll(timeout=int(timeout * 1000)), "no reply"
+    return sock.recv_multipart(), time.time()
+
+
+def test_a_request_waits_for_the_clients_iopub_subscription(cnnlens_bin, tmp_path):
+    """A client's shell can connect before its IOPub subscription reaches the
+    kernel: each socket retries on its own 100 ms clock while the kernel
+    starts.  The kernel holds the request until the subscription is there, so
+    the client sees the output and the idle of its first cell (jupyter
+    console waited for them forever, at In [1]:, in 1 run of 10)."""
+    k = Kernel(cnnlens_bin, tmp_path, client=False)
+    client = Intruder(k.info, key=k.info["key"].encode(), iopub=False)
+    try:
+        msg_id = client.send("shell", "execute_request", {"code": 'print "first"'})
+        time.sleep(0.3)
+        subscribed = time.time()
+        client.subscribe()
+        frames, replied = wait_reply(client.socks["shell"], TIMEOUT)
+        assert json.loads(frames[-4])["msg_type"] == "execute_reply"
+        assert json.loads(frames[-1])["status"] == "ok"
+        assert replied >= subscribed, "the reply came before the client subscribed to IOPub"
+        seen = []
+        while not seen or seen[-1] != ("status", {"execution_state": "idle"}):
+            frames, _ = wait_reply(client.iopub, TIMEOUT)
+            if json.loads(frames[-3]).get("msg_id") == msg_id:
+                seen.append((json.loads(frames[-4])["msg_type"], json.loads(frames[-1])))
+        assert ("stream", {"name": "stdout", "text": "first\n"}) in seen, seen
+        assert seen[0] == ("status", {"execution_state": "busy"}), seen
+    finally:
+        client.close()
+        k.close()
+
+
+def test_a_client_that_never_subscribes_waits_once(cnnlens_bin, tmp_path):
+    """A script that only wants replies never subscribes to IOPub: its first
+    request waits the kernel's 1 s for a subscriber, and the next ones do not."""
+    k = Kernel(cnnlens_bin, tmp_path, client=False)
+    client = Intruder(k.info, key=k.info["key"].encode(), iopub=False)
+    try:
+        took = []
+        for code in ("x = 6 * 7", "x"):
+            sent = time.time()
+            client.send("shell", "execute_request", {"code": code})
+            frames, replied = wait_reply(client.socks["shell"], TIMEOUT)
+            assert json.loads(frames[-1])["status"] == "ok"
+            took.append(replied - sent)
+    finally:
+        client.close()
+        k.close()
+    print(f"\nNETWORK: a client without IOPub: replies after {took[0]:.3f} s, then {took[1]:.3f} s")
+    assert took[0] >= 0.95
+    if NATIVE:
+        assert took[1] < 0.3
+
+
+def test_a_flood_up_the_iopub_socket_costs_bounded_memory(kernel):
+    """The kernel's IOPub socket hands it what subscribers send upstream (an
+    XSUB can send anything); the kernel reads and drops it at every request
+    and every message it publishes, so a million such messages (100 MB)
+    leave its memory as it was, and its own client goes on."""
+    pid = kernel.proc.pid
+    ctx = zmq.Context()
+    xsub = ctx.socket(zmq.XSUB)
+    xsub.linger = 0
+    xsub.connect(f"tcp://{kernel.info['ip']}:{kernel.info['iopub_port']}")
+    junk = b"\x02" + b"x" * 99
+    rss = []
+    try:
+        time.sleep(0.3)
+        for _ in range(100):
+            # XSUB drops what its queue (1000) cannot take: send in paced bursts
+            for _ in range(10):
+                for _ in range(1000):
+                    xsub.send(junk)
+                time.sleep(0.002)
+            reply, out = kernel.run("1 + 1")
+            assert reply["status"] == "ok" and out[-1]["content"]["execution_state"] == "idle"
+            rss.append(vm_rss_kib(pid))
+    finally:
+        xsub.close()
+        ctx.term()
+    print(f"\nNETWORK: 1,000,000 messages up IOPub: VmRSS {rss[0]} -> {rss[-1]} KiB "
+          f"(peak {max(rss)})")
+    if NATIVE:
+        # measured: 0.8-2.6 MiB (ZeroMQ's buffers, the allocator); with the
+        # queue never read, 46 MiB
+        assert rss[-1] - rss[0] < 16 * 1024, rss
