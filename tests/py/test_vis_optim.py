@@ -2,6 +2,7 @@
 (the objective rises, the result beats random images of the same norm, l1
 leaves most pixels without ink, the fooled class reaches its confidence) and
 step by step against the same loops written with PyTorch autograd."""
+import copy
 import os
 
 import numpy as np
@@ -142,25 +143,41 @@ def test_fooling_image_reaches_the_confidence(cnnlens_bin, trained, tmp_path):
     assert abs(p - prob) < 1e-4 and x.min() >= -3 and x.max() <= 3
 
 
-def test_fooling_steps_match_the_nguyen_rule_in_pytorch(cnnlens_bin, trained, tmp_path):
+def nguyen_fooling(model, cls, seed, dtype):
     """x += lr g; x *= 0.99; clip; lr = min(0.03, 0.1 (1 - p)) / ||g||^2, from
-    the same N(0,1) noise (the C generator, ported)."""
-    model, wpath = trained
-    rng = Xoshiro(23)
+    the same N(0,1) noise (the C generator, ported): (steps, p, x)."""
+    rng = Xoshiro(seed)
     x = torch.tensor([rng.normal() for _ in range(784)], dtype=torch.float32).reshape(1, 1, 28, 28)
-    x = x.clamp(-3, 3)
+    x = x.clamp(-3, 3).to(dtype)
     for step in range(26):
         x.requires_grad_(True)
-        p = torch.softmax(model(x), 1)[0, 0]
+        p = torch.softmax(model(x), 1)[0, cls]
         if p.item() >= 0.9999 or step == 25:
             break
         g = torch.autograd.grad(p, x)[0].double()
         assert (g * g).sum().item() > 0
         lr = min(0.03, 0.1 * (1 - p.item())) / (g * g).sum().item()
         with torch.no_grad():
-            x = ((x + (lr * g).float()) * 0.99).clamp(-3, 3)
-    info, out = probe(cnnlens_bin, "fool", tmp_path, "fashion", wpath, **{"class": 0}, confidence=0.9999,
-                      max_steps=25, lo=-3, hi=3, seed=23)
+            x = ((x + (lr * g).to(dtype)) * 0.99).clamp(-3, 3)
+    return step, p.item(), x.detach().double().numpy()
+
+
+def test_fooling_steps_match_the_nguyen_rule_in_pytorch(cnnlens_bin, trained, tmp_path):
+    """The rule divides by ||g||^2, so from noise the first step is huge (the
+    class's p is about 1e-9) and sets each pixel by the sign of its gradient;
+    where a gradient is tiny, summation order decides, and the whole run can
+    differ: class 0 from seed 23 ended 0.07 apart with OpenBLAS's Haswell and
+    SkylakeX kernels (valgrind hides AVX-512, so its kernel got Haswell's while
+    PyTorch beside it had SkylakeX's), class 4 from seed 23 took 3 steps or
+    25.  Class 2 from seed 2 is well-conditioned (6 steps): PyTorch in float64
+    agrees to 1e-6, which this test checks first."""
+    model, wpath = trained
+    step, p, x = nguyen_fooling(model, 2, 2, torch.float32)
+    step64, p64, x64 = nguyen_fooling(copy.deepcopy(model).double(), 2, 2, torch.float64)
+    assert step == step64 and np.abs(x - x64).max() < 1e-4, \
+        "the reference run is ill-conditioned in float32: pick another class or seed"
+    info, out = probe(cnnlens_bin, "fool", tmp_path, "fashion", wpath, **{"class": 2}, confidence=0.9999,
+                      max_steps=25, lo=-3, hi=3, seed=2)
     assert int(info["steps"][0]) == step
-    assert abs(float(info["prob"][0]) - p.item()) < 1e-4
-    assert np.abs(np.load(out + ".npy") - x.detach().numpy()).max() < 1e-3
+    assert abs(float(info["prob"][0]) - p) < 1e-4
+    assert np.abs(np.load(out + ".npy") - x).max() < 1e-3
