@@ -9,7 +9,7 @@
 #             (tests/valgrind-kernel.sh), $(nproc) suites at a time: every suite,
 #             zero errors and no definite leaks allowed.  Suites that would take
 #             hours under memcheck do less work there, with the same checks
-#             (smaller inputs, lecture notebooks as rehearsals); about 65 min
+#             (smaller inputs, lecture notebooks as rehearsals); 41-60 min
 #             on the 2-core dev machine.
 #   fuzz      fuzz/run.sh: every libFuzzer target for a fixed budget (~3 min).
 # Exits non-zero on any failure.
