@@ -12,6 +12,7 @@
 
 #include "engine/io/atomic_file.h"
 #include "engine/limits.h"
+#include "engine/progress.h"
 #include "kernel/server/sv_internal.h"
 
 /* Parts beyond this are read and discarded: no front end sends more than a
@@ -165,23 +166,16 @@ static void read_subscriptions(sv_server *s)
     }
 }
 
-static long elapsed_ms(const struct timespec *since)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - since->tv_sec) * 1000L + (now.tv_nsec - since->tv_nsec) / 1000000L;
-}
-
 void sv_await_subscriber(sv_server *s)
 {
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = cl_progress_now();
     const struct timespec tick = {0, 2000000L};
     for (;;) {
         pthread_mutex_lock(&s->iopub_lock);
         read_subscriptions(s);
         int done = s->subscribers > 0 || s->waited_in_vain || atomic_load(&s->quit);
-        if (!done && elapsed_ms(&t0) >= SV_SUBSCRIBER_WAIT_MS) done = s->waited_in_vain = 1;
+        if (!done && cl_progress_now() - t0 >= SV_SUBSCRIBER_WAIT_MS / 1000.0)
+            done = s->waited_in_vain = 1;
         pthread_mutex_unlock(&s->iopub_lock);
         if (done) return;
         /* Short naps, not a poll on the socket: other threads publish on it. */

@@ -320,15 +320,8 @@ def test_weight_file_changed_while_loading(cnnlens_bin, tmp_path, two_checkpoint
                 shutil.copyfileobj(src, dst)
         else:
             os.truncate(path, 4096)
-        reply = None
-        while reply is None or reply["parent_header"].get("msg_id") != msg_id:
-            reply = k.kc.get_shell_msg(timeout=60 * SLOW)
-        out = []
-        while not out or out[-1]["msg_type"] != "status" or \
-                out[-1]["content"]["execution_state"] != "idle":
-            m = k.kc.get_iopub_msg(timeout=TIMEOUT)
-            if m["parent_header"].get("msg_id") == msg_id:
-                out.append(m)
+        reply = lens_client.shell_reply(k.kc, msg_id, 60 * SLOW)
+        out = lens_client.collect(k.kc, msg_id, TIMEOUT)
         assert k.proc.poll() is None, f"the kernel died (status {k.proc.poll()}): {k.log()}"
         c = reply["content"]
         if c["status"] == "ok":
@@ -372,9 +365,7 @@ def test_npy_truncated_while_loading(kernel, tmp_path):
         kernel.wait_started(msg_id)
         time.sleep(delay)
         os.truncate(path, 1 << 20)
-        reply = kernel.kc.get_shell_msg(timeout=30 * SLOW)
-        while reply["parent_header"].get("msg_id") != msg_id:
-            reply = kernel.kc.get_shell_msg(timeout=30 * SLOW)
+        reply = lens_client.shell_reply(kernel.kc, msg_id, 30 * SLOW)
         assert kernel.proc.poll() is None, "the kernel died"
         c = reply["content"]
         if c["status"] == "ok":

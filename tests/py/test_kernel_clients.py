@@ -13,6 +13,8 @@ import pytest
 from jupyter_client import KernelManager
 from nbclient import NotebookClient
 
+import lens_client
+
 from conftest import SLOW
 
 
@@ -99,17 +101,15 @@ def test_a_first_cell_sent_at_once_is_seen_whole(late_kernel):
         kc = km.client()
         kc.start_channels()
         try:
-            info = kc.kernel_info()
-            while kc.get_shell_msg(timeout=10 * SLOW)["parent_header"].get("msg_id") != info:
-                pass
+            lens_client.shell_reply(kc, kc.kernel_info(), 10 * SLOW)
             msg_id = kc.execute('print "first"')
             seen = []
+
+            def note(m):
+                c = m["content"]
+                seen.append((m["msg_type"], c.get("execution_state", c.get("text"))))
             try:
-                while seen[-1:] != [("status", "idle")]:
-                    m = kc.get_iopub_msg(timeout=5 * SLOW)
-                    if m["parent_header"].get("msg_id") == msg_id:
-                        c = m["content"]
-                        seen.append((m["msg_type"], c.get("execution_state", c.get("text"))))
+                lens_client.collect(kc, msg_id, 5 * SLOW, on_msg=note)
             except queue.Empty:
                 lost.append((run, seen))
                 continue
